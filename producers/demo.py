@@ -1,0 +1,111 @@
+"""``mailup-jobs demo``: the whole system on one machine with nothing installed.
+
+Starts the sandbox (as MailUp), a worker and beat on the embedded defaults (SQLite ledger,
+filesystem broker), creates list 1's ListSecret, sends a few SMS and prints their ledger rows.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+
+from sandbox.state import DEFAULT_ACCOUNT_ID, DEFAULT_PASSWORD, DEFAULT_USERNAME, list_guid
+
+DEMO_LIST = 1
+
+
+def _sandbox_env(port: int) -> dict[str, str]:
+    return {
+        "MAILUP_SMS_URL": f"http://127.0.0.1:{port}/sms/api/v2.0",
+        "MAILUP_ACCOUNT_ID": str(DEFAULT_ACCOUNT_ID),
+        "MAILUP_USERNAME": DEFAULT_USERNAME,
+        "MAILUP_PASSWORD": DEFAULT_PASSWORD,
+    }
+
+
+def _start(name: str, args: list[str], logs: Path) -> subprocess.Popen[bytes]:
+    log = (logs / f"{name}.log").open("wb")
+    command = [sys.executable, "-m", "producers.cli", *args]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_for(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise click.ClickException(f"the sandbox did not answer at {url}")
+
+
+def run_demo(*, count: int, port: int) -> int:
+    os.environ.update(_sandbox_env(port))
+    # Imported after the environment is set: settings are read once.
+    from producers.audit import get_job
+    from producers.enqueue import manage_list_secret, send_sms
+    from worker.ledger.migrate import upgrade
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    upgrade(settings.ledger_url)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    click.echo(f"ledger: {settings.ledger_url}\nbroker: {settings.broker_url}\nlogs:   {logs}")
+
+    processes = [_start("sandbox", ["sandbox", "--port", str(port)], logs)]
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/_sandbox/journal")
+        processes.append(_start("worker", ["worker", "-c", "2"], logs))
+        processes.append(_start("beat", ["beat"], logs))
+
+        job_ids = [manage_list_secret("create", list_id=DEMO_LIST, list_guid=list_guid(DEMO_LIST))]
+        for n in range(count):
+            job_ids.append(
+                send_sms(
+                    list_id=DEMO_LIST,
+                    recipient=f"+39335000{n:04d}",
+                    content="Hi [Name], your code is [Code]",
+                    dynamic_fields={"Name": f"user{n}", "Code": f"{1000 + n}"},
+                    campaign_code="demo",
+                )
+            )
+        click.echo(f"queued {len(job_ids)} jobs; waiting for the worker…")
+        jobs = _wait_until_settled(job_ids, get_job)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
+
+    click.echo(f"\n{'job id':<36}  {'kind':<11}  {'status':<9}  {'recipient':<14}  delivery  cost")
+    for job in jobs:
+        outcome = job["outcome"] or {}
+        click.echo(
+            f"{job['id']:<36}  {job['kind']:<11}  {job['status']:<9}  "
+            f"{outcome.get('recipient', '-'):<14}  {outcome.get('delivery_id', '-'):>8}  "
+            f"{outcome.get('cost', '-')}"
+        )
+    click.echo("\nmore: mailup-jobs jobs show JOB_ID --json")
+    return 0 if all(job["status"] == "succeeded" for job in jobs) else 1
+
+
+def _wait_until_settled(
+    job_ids: list[str], get_job: Callable[[str], dict[str, Any] | None], timeout: float = 90.0
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = [job for job_id in job_ids if (job := get_job(job_id)) is not None]
+        pending = [job for job in jobs if job["status"] in ("queued", "running", "retrying")]
+        if not pending or time.monotonic() > deadline:
+            return jobs
+        time.sleep(0.5)

@@ -1,0 +1,146 @@
+"""The enqueue API applications import. Every function validates at the door, commits the
+job to the ledger, publishes its id, and returns that id.
+
+    from producers import send_sms
+    job_id = send_sms(list_id=1, recipient="+393350000001", content="Hi [Name]",
+                      dynamic_fields={"Name": "Ada"}, idempotency_key="welcome-42")
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from producers.errors import ContentTruncatedWarning, InvalidJob
+from worker.errors import ConfigurationError
+from worker.jobs import list_credentials
+from worker.jobs.base import Payload
+from worker.jobs.list_secret import ManageListSecret, Operation
+from worker.jobs.registry import KINDS
+from worker.jobs.sms import SendSms
+from worker.ledger import store
+from worker.ledger.db import transaction
+from worker.mailup.sms import SMS_MAX_CHARS
+from worker.publish import publish
+from worker.settings import DEFAULT_ACCOUNT, get_settings
+
+P = TypeVar("P", bound=Payload)
+
+
+def send_sms(
+    *,
+    list_id: int,
+    recipient: str,
+    content: str | None = None,
+    template_id: int | None = None,
+    campaign_code: str | None = None,
+    dynamic_fields: dict[str, str] | None = None,
+    is_unicode: bool = False,
+    sender: str | None = None,
+    account: str = DEFAULT_ACCOUNT,
+    priority: int = 5,
+    idempotency_key: str | None = None,
+) -> str:
+    """Queue one transactional SMS. Content or template_id, not both.
+
+    Raises:
+        InvalidJob: naming the field (recipient without international prefix, sender not
+            1–11 letters/digits, both or neither of content and template_id, …).
+    """
+    payload = _validate(
+        SendSms,
+        list_id=list_id,
+        recipient=recipient,
+        content=content,
+        template_id=template_id,
+        campaign_code=campaign_code,
+        dynamic_fields=dynamic_fields or {},
+        is_unicode=is_unicode,
+        sender=sender,
+    )
+    if payload.truncated:
+        warnings.warn(
+            f"content is {len(payload.content or '')} characters: MailUp truncates it to "
+            f"{SMS_MAX_CHARS}",
+            ContentTruncatedWarning,
+            stacklevel=2,
+        )
+    return enqueue("send_sms", payload.model_dump(mode="json"), account, priority, idempotency_key)
+
+
+def manage_list_secret(
+    operation: Operation,
+    *,
+    list_id: int,
+    list_guid: str | None = None,
+    account: str = DEFAULT_ACCOUNT,
+    priority: int = 5,
+    idempotency_key: str | None = None,
+) -> str:
+    """Queue a ListSecret operation: "read", "create", "delete" or "rotate".
+
+    The secret itself never passes through here: the worker stores it, encrypted.
+    """
+    payload = _validate(ManageListSecret, operation=operation, list_id=list_id, list_guid=list_guid)
+    if operation != "read" and payload.list_guid is None and not _known_guid(account, list_id):
+        raise InvalidJob({"list_guid": f"is required to {operation} a ListSecret of this list"})
+    return enqueue(
+        "list_secret", payload.model_dump(mode="json"), account, priority, idempotency_key
+    )
+
+
+def enqueue(
+    kind: str,
+    payload: dict[str, Any],
+    account: str = DEFAULT_ACCOUNT,
+    priority: int = 5,
+    idempotency_key: str | None = None,
+) -> str:
+    """Queue a job of any registered kind; the specific functions above are friendlier."""
+    settings = get_settings()
+    if kind not in KINDS:
+        raise InvalidJob({"kind": f"unknown job kind; known: {', '.join(sorted(KINDS))}"})
+    data = _validate(KINDS[kind].payload, **payload).model_dump(mode="json")
+    try:
+        settings.account(account)
+    except ConfigurationError as exc:
+        raise InvalidJob({"account": str(exc)}) from None
+    if not 0 <= priority <= 9:
+        raise InvalidJob({"priority": "must be from 0 (most urgent) to 9"})
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidJob({"idempotency_key": "must be 1 to 200 characters"})
+    try:
+        with transaction(settings.ledger_url) as session:
+            job, created = store.insert_job(
+                session,
+                kind=kind,
+                account=account,
+                payload=data,
+                priority=priority,
+                idempotency_key=idempotency_key,
+            )
+    except store.IdempotencyConflict as exc:
+        raise InvalidJob({"idempotency_key": str(exc)}) from None
+    if created and not publish(job.id, priority, None):
+        with transaction(settings.ledger_url) as session:
+            store.mark_unpublished(session, job.id)
+    return job.id
+
+
+def _validate(model: type[P], **fields: Any) -> P:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "payload"
+            errors.setdefault(name, error["msg"].removeprefix("Value error, "))
+        raise InvalidJob(errors) from None
+
+
+def _known_guid(account: str, list_id: int) -> bool:
+    settings = get_settings()
+    with transaction(settings.ledger_url) as session:
+        return list_credentials.load(session, settings, account, list_id).list_guid is not None

@@ -1,0 +1,96 @@
+"""Control routes under ``/_sandbox``: the test tool's side (MailUp's own view), so no faults,
+no journal, and secrets are shown. Answers are plain JSON; errors are ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from sandbox.faults import FaultSettings, ForcedAnswer
+from sandbox.http import Reply, Request, Router
+
+if TYPE_CHECKING:
+    from sandbox.server import Sandbox
+
+PREFIX = "/_sandbox"
+
+
+def _body(req: Request) -> dict[str, Any]:
+    data = req.json() if req.body.strip() else {}
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return data
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else value.strip().lower() in ("1", "true", "yes")
+
+
+def build_router(sb: Sandbox) -> Router:
+    router = Router(PREFIX)
+
+    @router.route("GET", r"/journal")
+    def journal(req: Request) -> Reply:
+        entries = sb.journal(req.query.get("operation"), _flag(req.query.get("processed")))
+        return Reply(200, {"entries": entries})
+
+    @router.route("GET", r"/deliveries")
+    def deliveries(req: Request) -> Reply:
+        return Reply(200, {"deliveries": sb.deliveries()})
+
+    @router.route("GET", r"/faults")
+    def get_faults(req: Request) -> Reply:
+        pending = [asdict(f) for f in sb.faults.pending_forced()]
+        return Reply(200, {"faults": asdict(sb.faults.settings), "forced": pending})
+
+    @router.route("POST", r"/faults")
+    def set_faults(req: Request) -> Reply:
+        sb.faults.configure(FaultSettings.from_dict(_body(req)))
+        return Reply(200, {"faults": asdict(sb.faults.settings)})
+
+    @router.route("POST", r"/force")
+    def force(req: Request) -> Reply:
+        return Reply(200, {"forced_pending": sb.faults.force(ForcedAnswer.from_dict(_body(req)))})
+
+    @router.route("POST", r"/reset")
+    def reset(req: Request) -> Reply:
+        sb.reset()
+        return Reply(200, {"ok": True})
+
+    @router.route("GET", r"/state/lists")
+    def lists(req: Request) -> Reply:
+        with sb.state.lock:
+            return Reply(200, {"lists": [asdict(m) for m in sb.state.lists.values()]})
+
+    @router.route("GET", r"/state/accounts")
+    def accounts(req: Request) -> Reply:
+        with sb.state.lock:
+            items = [
+                {k: v for k, v in asdict(a).items() if k != "password"}
+                for a in sb.state.accounts.values()
+            ]
+        return Reply(200, {"accounts": items})
+
+    @router.route("POST", r"/accounts/(?P<account_id>\d+)/credits")
+    def credits(req: Request) -> Reply:
+        credits = float(_body(req)["credits"])
+        with sb.state.lock:
+            account = sb.state.accounts.get(int(req.params["account_id"]))
+            if account is None:
+                return Reply(404, {"error": "unknown account"})
+            account.credits = credits
+        return Reply(200, {"id": account.id, "credits": credits})
+
+    return router
+
+
+def handle(router: Router, req: Request) -> Reply:
+    hit = router.match(req.method, req.path)
+    if hit is None:
+        return Reply(404, {"error": f"no control route {req.method} {req.path}"})
+    route, req.params = hit
+    try:
+        return route.handler(req)
+    except (ValueError, TypeError, KeyError) as exc:  # bad input from the test, not a crash
+        return Reply(400, {"error": f"{type(exc).__name__}: {exc}"})

@@ -1,0 +1,73 @@
+"""Fixtures: a fresh Sandbox per test on an ephemeral port, talked to over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox import Sandbox
+from sandbox.state import DEFAULT_PASSWORD, DEFAULT_USERNAME, list_guid
+
+AUTH = (DEFAULT_USERNAME, DEFAULT_PASSWORD)
+GUIDS = {n: list_guid(n) for n in (1, 2, 3)}
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(seed=7) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def ctl(sb: Sandbox) -> Callable[..., Any]:
+    """ctl("GET", "journal", params=...) -> decoded JSON of a control route, asserting 200."""
+
+    def call(method: str, route: str, **kwargs: Any) -> Any:
+        r = requests.request(method, f"{sb.url}/_sandbox/{route}", timeout=5, **kwargs)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    return call
+
+
+@pytest.fixture
+def secrets(sb: Sandbox) -> dict[int, str]:
+    """Create a ListSecret on every seeded list, over the API."""
+    out = {}
+    for n, guid in GUIDS.items():
+        r = requests.post(f"{sb.sms_url}/lists/{n}/listsecret", json={"ListGUID": guid}, auth=AUTH)
+        out[n] = r.json()["Data"]["ListSecret"]
+    return out
+
+
+@pytest.fixture
+def payload(secrets: dict[int, str]) -> Callable[..., dict[str, Any]]:
+    """A valid send body for list 1, with overrides (value None removes the field)."""
+
+    def build(list_id: int = 1, **overrides: Any) -> dict[str, Any]:
+        body = {
+            "Content": "Hello",
+            "ListGuid": GUIDS[list_id],
+            "ListSecret": secrets[list_id],
+            "Recipient": "+393350000001",
+            "CampaignCode": "tests",
+            "isUnicode": 0,
+        }
+        body.update(overrides)
+        return {k: v for k, v in body.items() if v is not None}
+
+    return build
+
+
+@pytest.fixture
+def send(sb: Sandbox, payload: Callable[..., dict[str, Any]]) -> Callable[..., requests.Response]:
+    """send(list_id=1, **overrides) -> the Response of POST sms/1234/{list_id}."""
+
+    def post(list_id: int = 1, **overrides: Any) -> requests.Response:
+        body = payload(list_id, **overrides)
+        return requests.post(f"{sb.sms_url}/sms/1234/{list_id}", json=body, timeout=5)
+
+    return post

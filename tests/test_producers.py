@@ -1,0 +1,84 @@
+"""Validation at the door and idempotency keys (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from producers import ContentTruncatedWarning, InvalidJob, manage_list_secret, send_sms
+from tests.conftest import Env
+from tests.helpers import job, job_count
+
+GOOD = {"list_id": 1, "recipient": "+393350000001", "content": "hello"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"recipient": "3350000001"}, "recipient"),  # no international prefix
+        ({"recipient": "+39 335 abc"}, "recipient"),
+        ({"recipient": "+12"}, "recipient"),
+        ({"sender": "TwelveChars1"}, "sender"),  # 12 characters
+        ({"sender": "Bad sender"}, "sender"),
+        ({"template_id": 3}, "template_id"),  # both content and template
+        ({"content": None}, "template_id"),  # neither
+        ({"list_id": 0}, "list_id"),
+        ({"account": "nowhere"}, "account"),
+        ({"priority": 12}, "priority"),
+        ({"idempotency_key": ""}, "idempotency_key"),
+    ],
+)
+def test_bad_input_names_the_field_and_writes_nothing(
+    env: Env, change: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidJob) as raised:
+        send_sms(**{**GOOD, **change})  # type: ignore[arg-type]
+
+    assert raised.value.field == field
+    assert field in str(raised.value)
+    assert job_count() == 0
+
+
+def test_a_bad_list_guid_is_refused(env: Env) -> None:
+    with pytest.raises(InvalidJob, match="list_guid"):
+        manage_list_secret("create", list_id=1, list_guid="xxxxxxxx-aaa-bbbb-cccc-e3a98b626156")
+    with pytest.raises(InvalidJob, match="list_guid"):
+        manage_list_secret("rotate", list_id=1)  # no GUID given and none known
+    assert job_count() == 0
+
+
+def test_the_same_idempotency_key_returns_the_first_job(env: Env) -> None:
+    first = send_sms(**GOOD, idempotency_key="order-1")  # type: ignore[arg-type]
+    again = send_sms(**GOOD, idempotency_key="order-1")  # type: ignore[arg-type]
+
+    assert again == first
+    assert job_count() == 1
+
+
+def test_an_idempotency_key_reused_for_other_parameters_is_refused(env: Env) -> None:
+    send_sms(**GOOD, idempotency_key="order-2")  # type: ignore[arg-type]
+    with pytest.raises(InvalidJob) as raised:
+        send_sms(**{**GOOD, "content": "other"}, idempotency_key="order-2")  # type: ignore[arg-type]
+    assert raised.value.field == "idempotency_key"
+    assert job_count() == 1
+
+
+def test_content_past_670_characters_is_flagged(env: Env) -> None:
+    with pytest.warns(ContentTruncatedWarning, match="670"):
+        job_id = send_sms(**{**GOOD, "content": "x" * 700})  # type: ignore[arg-type]
+    assert job(job_id)["status"] == "queued"
+
+
+def test_a_job_is_queued_even_when_the_broker_is_down(env: Env) -> None:
+    env.set(MAILUP_JOBS_BROKER_URL="redis://127.0.0.1:9/0")
+    job_id = send_sms(**GOOD)  # type: ignore[arg-type]
+
+    from sqlalchemy import select
+
+    from worker.ledger.db import transaction
+    from worker.ledger.models import Job
+    from worker.settings import get_settings
+
+    with transaction(get_settings().ledger_url) as session:
+        published_at = session.scalar(select(Job.published_at).where(Job.id == job_id))
+    assert job(job_id)["status"] == "queued"
+    assert published_at is None  # the sweeper will publish it

@@ -1,0 +1,194 @@
+"""One run of a job, in this process, against the sandbox over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from producers import send_sms
+from sandbox.server import Sandbox
+from tests.conftest import Env
+from tests.helpers import Recorder, job, make_due, run_once
+from worker.ledger.models import utcnow
+
+
+def _sms(**overrides: object) -> str:
+    fields = {"list_id": 1, "recipient": "+393350000001", "content": "Hi [Name]"}
+    fields.update(overrides)
+    return send_sms(**fields)  # type: ignore[arg-type]
+
+
+def test_a_sent_sms_records_delivery_id_and_cost(sandbox: Sandbox, list_secret: str) -> None:
+    job_id = _sms(dynamic_fields={"Name": "Ada"}, campaign_code="welcome")
+
+    assert run_once(job_id) == "succeeded"
+
+    [delivery] = sandbox.deliveries()
+    row = job(job_id)
+    assert row["outcome"]["delivery_id"] == delivery["delivery_id"] > 0
+    assert row["outcome"]["cost"] == delivery["cost"] == 1.0
+    assert row["outcome"]["campaign_code"] == "welcome"
+    assert delivery["content"] == "Hi Ada"
+    assert [(a["outcome"], a["http_status"], a["mailup_code"]) for a in row["attempts"]] == [
+        ("succeeded", 200, "0")
+    ]
+
+
+def test_code_301_is_recorded_as_sent_and_flagged(sandbox: Sandbox, list_secret: str) -> None:
+    sandbox.set_faults(rate_301=1.0)
+    job_id = _sms()
+
+    assert run_once(job_id) == "succeeded"
+
+    outcome = job(job_id)["outcome"]
+    assert (outcome["delivery_id"], outcome["statistics_unavailable"]) == (0, True)
+    assert outcome["cost"] == 1.0
+    assert run_once(job_id) is None  # never sent again
+    assert len(sandbox.deliveries()) == 1
+
+
+def test_a_permanent_code_is_attempted_once(sandbox: Sandbox, list_secret: str) -> None:
+    sandbox.force(403, "205")  # no credits
+    job_id = _sms()
+
+    assert run_once(job_id) == "failed"
+    make_due(job_id)
+    assert run_once(job_id) is None
+
+    row = job(job_id)
+    assert (row["status"], row["last_error_code"]) == ("failed", "205")
+    assert [a["outcome"] for a in row["attempts"]] == ["permanent"]
+    assert len(sandbox.journal(operation="send_sms")) == 1
+
+
+def test_a_transient_failure_backs_off_then_succeeds(sandbox: Sandbox, list_secret: str) -> None:
+    sandbox.force(500, "300")
+    recorder = Recorder()
+    job_id = _sms()
+
+    assert run_once(job_id, recorder) == "retrying"
+    [(published_id, _, countdown)] = recorder.published
+    assert published_id == job_id and countdown is not None and 0 <= countdown <= 1
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+
+    attempts = job(job_id)["attempts"]
+    assert [(a["outcome"], a["mailup_code"]) for a in attempts] == [
+        ("transient", "300"),
+        ("succeeded", "0"),
+    ]
+    assert len(sandbox.deliveries()) == 1
+
+
+def test_429_waits_at_least_retry_after(sandbox: Sandbox, list_secret: str) -> None:
+    sandbox.set_faults(rate_429=1.0, retry_after=3)
+    recorder = Recorder()
+    job_id = _sms()
+
+    assert run_once(job_id, recorder) == "retrying"
+
+    [(_, _, countdown)] = recorder.published
+    assert countdown is not None and countdown >= 3
+    assert run_once(job_id) is None  # not due yet: a duplicate message does nothing
+
+
+def test_a_connection_dropped_after_sending_leaves_the_job_in_doubt(
+    sandbox: Sandbox, list_secret: str
+) -> None:
+    sandbox.set_faults(drop_after_rate=1.0)
+    job_id = _sms()
+
+    assert run_once(job_id) == "in_doubt"
+    make_due(job_id)
+    assert run_once(job_id) is None  # never retried automatically
+
+    row = job(job_id)
+    assert [a["outcome"] for a in row["attempts"]] == ["in_doubt"]
+    assert len(sandbox.deliveries()) == 1  # MailUp did send it
+
+
+def test_a_read_timeout_is_in_doubt(sandbox: Sandbox, list_secret: str, env: Env) -> None:
+    env.set(MAILUP_JOBS_READ_TIMEOUT=0.3)
+    sandbox.set_faults(latency_ms=1000)
+    job_id = _sms()
+
+    assert run_once(job_id) == "in_doubt"
+
+
+def test_connection_refused_is_retried(list_secret: str, env: Env) -> None:
+    env.set(MAILUP_SMS_URL="http://127.0.0.1:9/sms/api/v2.0")
+    job_id = _sms()
+
+    assert run_once(job_id) == "retrying"
+    assert job(job_id)["attempts"][0]["outcome"] == "transient"
+
+
+def test_gives_up_after_max_attempts(sandbox: Sandbox, list_secret: str, env: Env) -> None:
+    env.set(MAILUP_JOBS_MAX_ATTEMPTS=2)
+    sandbox.set_faults(error_rate=1.0)
+    job_id = _sms()
+
+    assert run_once(job_id) == "retrying"
+    make_due(job_id)
+    assert run_once(job_id) == "failed"
+
+    row = job(job_id)
+    assert row["last_error"].startswith("gave up after 2 attempts")
+    assert len(row["attempts"]) == 2
+
+
+def test_concurrent_deliveries_of_one_message_send_once(sandbox: Sandbox, list_secret: str) -> None:
+    job_id = _sms()
+    results: list[str | None] = []
+    threads = [threading.Thread(target=lambda: results.append(run_once(job_id))) for _ in range(6)]
+
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results, key=str) == [None] * 5 + ["succeeded"]
+    assert len(sandbox.deliveries()) == 1
+
+
+def test_the_worker_reads_the_list_secret_on_a_miss(sandbox: Sandbox, env: Env) -> None:
+    from producers import manage_list_secret
+    from sandbox.state import list_guid
+
+    secret = sandbox.create_list_secret(1)
+    run_once(manage_list_secret("read", list_id=1, list_guid=list_guid(1)))
+    job_id = _sms()
+
+    assert run_once(job_id) == "succeeded"
+    assert sandbox.deliveries()[0]["list_secret_valid"] is True
+    assert secret
+
+
+def test_a_secret_rotated_elsewhere_is_picked_up(sandbox: Sandbox, list_secret: str) -> None:
+    from sandbox.state import list_guid
+
+    sandbox.delete_list_secret(1, list_guid(1))
+    sandbox.create_list_secret(1)
+    job_id = _sms()
+
+    assert run_once(job_id) == "retrying"
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+    assert [a["mailup_code"] for a in job(job_id)["attempts"]] == ["103", "0"]
+
+
+def test_a_job_waits_for_the_account_rate(sandbox: Sandbox, list_secret: str, env: Env) -> None:
+    env.set(MAILUP_JOBS_SMS_PER_HOUR=360)  # one every 10 seconds
+    recorder = Recorder()
+    first, second = _sms(), _sms(recipient="+393350000002")
+
+    assert run_once(first) == "succeeded"
+    before = utcnow()
+    assert run_once(second, recorder) == "queued"  # released, not failed, no attempt used
+
+    row = job(second)
+    assert row["attempts"] == [] and row["attempt_count"] == 0
+    [(_, _, countdown)] = recorder.published
+    assert countdown is not None and 9 <= countdown <= 20.5
+    assert utcnow() - before < timedelta(seconds=3)
+    assert len(sandbox.deliveries()) == 1

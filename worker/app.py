@@ -1,0 +1,67 @@
+"""The Celery app (``celery -A worker.app …``). Messages carry a job id and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from worker.ledger.db import dispose_all
+from worker.settings import Settings, get_settings
+
+QUEUE = "mailup-jobs"
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    if settings.broker_url.startswith("filesystem://"):
+        folder = str(settings.data_dir / "broker")
+        for sub in ("", "/control"):
+            (settings.data_dir / f"broker{sub}").mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": folder + "/control",
+        }
+    if settings.broker_is_redis:
+        # One list per priority: 0 is served first.
+        return {"priority_steps": list(range(10)), "queue_order_strategy": "priority"}
+    return {}
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("mailup_jobs", broker=settings.broker_url)
+    app.conf.update(
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_default_queue=QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # A message is acknowledged only once its job is recorded; a worker lost mid-task
+        # gives it back. Duplicates are harmless: the ledger claim runs a job once.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=settings.worker_concurrency,
+        # Flower reads these events.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_schedule_filename=str(settings.data_dir / "beat-schedule"),
+        beat_schedule={
+            "sweep": {"task": "mailup_jobs.sweep", "schedule": settings.sweep_interval},
+        },
+    )
+    return app
+
+
+# What `celery -A worker.app` and `mailup-jobs worker` run: this app and its tasks.
+app = create_app()
+app.conf.include = ["worker.tasks"]
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    # A forked pool process must not share its parent's database sockets.
+    dispose_all()

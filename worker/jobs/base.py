@@ -1,0 +1,72 @@
+"""What every job kind provides, and what the runner hands it while it runs.
+
+A job kind is one module: a pydantic payload model (validated at the door and again when
+loaded), an ``execute`` function making the MailUp calls, and a ``describe`` function for
+the audit view. ``worker.jobs.registry`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
+
+from worker.ledger import store
+from worker.ledger.db import transaction
+from worker.ledger.models import Base, Job
+from worker.settings import AccountSettings, Settings
+
+# Hands a job id to the broker: (job id, priority, countdown seconds) → published or not.
+Publish = Callable[[str, int, float | None], bool]
+
+
+class Payload(BaseModel):
+    """Base of every job payload: immutable, unknown fields refused, never a secret."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass
+class Result:
+    """A successful run: the job's outcome summary and the ledger rows that record it."""
+
+    outcome: dict[str, Any] | None
+    rows: list[Base] = field(default_factory=list)
+    http_status: int | None = None
+    code: str | None = None
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    claim: store.Claim
+    worker: str
+    called: bool = False
+
+    @property
+    def account(self) -> AccountSettings:
+        return self.settings.account(self.claim.account)
+
+    def calling(self) -> None:
+        """Commit "a call is being made" before a request that may change MailUp's state.
+
+        If the worker dies after this, the sweeper marks the job in_doubt instead of
+        sending it again.
+        """
+        if not self.called:
+            with transaction(self.settings.ledger_url) as session:
+                store.open_attempt(session, self.claim, worker=self.worker)
+            self.called = True
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    payload: type[Payload]
+    execute: Callable[[JobContext, Any], Result]
+    describe: Callable[[Session, Job], dict[str, Any]]
+    # The rate-limited channel of the account it sends on ("sms", "email"), if any.
+    channel: str | None = None

@@ -1,0 +1,69 @@
+"""Job kind ``list_secret``: read, create, delete or rotate a list's SMS ListSecret.
+
+Every operation reaches the same end state when repeated, so none needs the "calling"
+mark: a worker that dies mid-call leaves the job to be re-queued, not put in doubt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from worker.errors import ConfigurationError
+from worker.jobs import list_credentials
+from worker.jobs.base import JobContext, JobKind, Payload, Result
+from worker.jobs.clients import sms_client
+from worker.jobs.fields import Guid, ListId
+from worker.jobs.list_credentials import ListKeys
+from worker.ledger.db import transaction
+from worker.ledger.models import Job
+
+Operation = Literal["read", "create", "delete", "rotate"]
+
+
+class ManageListSecret(Payload):
+    operation: Operation
+    list_id: ListId
+    # Needed to create, delete or rotate; remembered from earlier jobs when omitted.
+    list_guid: Guid | None = None
+
+
+def execute(context: JobContext, payload: ManageListSecret) -> Result:
+    settings, account = context.settings, context.claim.account
+    client = sms_client(settings, account)
+    with transaction(settings.ledger_url) as session:
+        known = list_credentials.load(session, settings, account, payload.list_id)
+    list_guid = payload.list_guid or known.list_guid
+    if list_guid is None and payload.operation != "read":
+        raise ConfigurationError(f"list_guid is required to {payload.operation} a ListSecret")
+
+    secret, reply = client.get_list_secret(payload.list_id)
+    created = False
+    if payload.operation in ("delete", "rotate") and secret is not None:
+        assert list_guid is not None
+        reply = client.delete_list_secret(payload.list_id, list_guid)
+        secret = None
+    if payload.operation in ("create", "rotate") and secret is None:
+        assert list_guid is not None
+        secret, reply = client.create_list_secret(payload.list_id, list_guid)
+        created = True
+
+    keys = ListKeys(list_guid, secret)
+    return Result(
+        outcome={
+            "operation": payload.operation,
+            "secret_exists": secret is not None,
+            "created": created,
+        },
+        rows=[list_credentials.row(settings, account, payload.list_id, keys)],
+        http_status=reply.http_status,
+        code=reply.code,
+    )
+
+
+def describe(session: Session, job: Job) -> dict[str, Any]:
+    return dict(job.outcome or {})
+
+
+KIND = JobKind("list_secret", ManageListSecret, execute, describe)

@@ -1,0 +1,219 @@
+"""One run of one job: claim → throttle → execute → classify → record.
+
+Knows nothing of Celery: the task hands it a ``publish`` function for retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from worker.errors import ConfigurationError
+from worker.jobs.base import JobContext, JobKind, Publish, Result
+from worker.jobs.registry import KINDS
+from worker.jobs.retry import backoff
+from worker.ledger import store
+from worker.ledger.db import transaction
+from worker.ledger.models import AttemptOutcome, JobStatus, utcnow
+from worker.mailup.errors import MailUpError
+from worker.ratelimit import RateLimiter
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Broker countdowns stay well under Redis's visibility timeout (an hour); longer delays are
+# published by the sweeper when due.
+MAX_COUNTDOWN = 300.0
+# A wait for the rate limiter shorter than this is slept in place; longer ones release the job.
+MAX_THROTTLE_SLEEP = 2.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publish) -> str | None:
+    """Run the job if it is ours to run; return the status it ended in (None: not ours)."""
+    worker = worker_name()
+    with transaction(settings.ledger_url) as session:
+        claim = store.claim(session, job_id, worker=worker, lease_seconds=settings.lease_seconds)
+    if claim is None:
+        log.debug("job %s is not claimable (running elsewhere, finished or not due)", job_id)
+        return None
+    started = utcnow()
+    context = JobContext(settings, claim, worker)
+    kind = KINDS.get(claim.kind)
+    try:
+        if kind is None:
+            raise ConfigurationError(f"this worker does not know job kind {claim.kind!r}")
+        wait = _throttle(kind, context, limiter)
+        if wait:
+            return _release(context, wait, publish)
+        result = kind.execute(context, kind.payload.model_validate(claim.payload))
+    except MailUpError as exc:
+        return _failed_call(context, exc, started, publish)
+    except (ConfigurationError, ValidationError) as exc:
+        # Nothing a retry can mend: the operator fixes the setting, then re-queues.
+        return _finish(context, started, JobStatus.FAILED, code="configuration", error=str(exc))
+    except Exception as exc:
+        log.exception("job %s: unexpected error", job_id)
+        status = JobStatus.IN_DOUBT if context.called else JobStatus.FAILED
+        return _finish(context, started, status, code="internal", error=type(exc).__name__)
+    return _succeeded(context, result, started)
+
+
+def _throttle(kind: JobKind, context: JobContext, limiter: RateLimiter) -> float:
+    """Wait for the account's send rate; the seconds still to wait if too long to sleep."""
+    if kind.channel is None:
+        return 0.0
+    per_hour: int = getattr(context.account, f"{kind.channel}_per_hour")
+    if not per_hour:
+        return 0.0
+    key = f"{context.claim.account}:{kind.channel}"
+    while (wait := limiter.try_acquire(key, per_hour)) and wait <= MAX_THROTTLE_SLEEP:
+        time.sleep(wait)
+    return wait
+
+
+def _release(context: JobContext, wait: float, publish: Publish) -> str:
+    # Jitter spreads the jobs that all hit the limit at once over the coming window.
+    delay = wait + random.uniform(0, wait)
+    run_after = utcnow() + timedelta(seconds=delay)
+    _record(context, lambda session: store.release(session, context.claim, run_after=run_after))
+    if delay <= MAX_COUNTDOWN:
+        publish(context.claim.job_id, context.claim.priority, delay)
+    return JobStatus.QUEUED
+
+
+def _succeeded(context: JobContext, result: Result, started: datetime) -> str:
+    def write(session: Session) -> None:
+        store.close_attempt(
+            session,
+            context.claim,
+            worker=context.worker,
+            outcome=AttemptOutcome.SUCCEEDED,
+            started_at=started,
+            http_status=result.http_status,
+            code=result.code,
+        )
+        for row in result.rows:
+            session.merge(row)
+        store.settle(session, context.claim, status=JobStatus.SUCCEEDED, outcome=result.outcome)
+
+    _record(context, write)
+    return JobStatus.SUCCEEDED
+
+
+def _failed_call(context: JobContext, exc: MailUpError, started: datetime, publish: Publish) -> str:
+    claim, settings = context.claim, context.settings
+    if exc.outcome_unknown:
+        return _finish(context, started, JobStatus.IN_DOUBT, exc=exc)
+    if not exc.retryable:
+        return _finish(context, started, JobStatus.FAILED, exc=exc)
+    if claim.number >= settings.max_attempts:
+        return _finish(
+            context,
+            started,
+            JobStatus.FAILED,
+            exc=exc,
+            error=f"gave up after {claim.number} attempts: {exc.message}",
+        )
+    delay = backoff(
+        claim.number,
+        base=settings.backoff_base,
+        cap=settings.backoff_cap,
+        retry_after=exc.retry_after,
+    )
+    _finish(
+        context,
+        started,
+        JobStatus.RETRYING,
+        exc=exc,
+        run_after=utcnow() + timedelta(seconds=delay),
+        publish=delay <= MAX_COUNTDOWN,
+    )
+    if delay <= MAX_COUNTDOWN:
+        publish(claim.job_id, claim.priority, delay)
+    return JobStatus.RETRYING
+
+
+_ATTEMPT_OUTCOME = {
+    JobStatus.FAILED: AttemptOutcome.PERMANENT,
+    JobStatus.RETRYING: AttemptOutcome.TRANSIENT,
+    JobStatus.IN_DOUBT: AttemptOutcome.IN_DOUBT,
+}
+
+
+def _finish(
+    context: JobContext,
+    started: datetime,
+    status: JobStatus,
+    *,
+    exc: MailUpError | None = None,
+    code: str | None = None,
+    error: str | None = None,
+    run_after: datetime | None = None,
+    publish: bool = True,
+) -> str:
+    if exc is not None:
+        code = code or exc.code or (f"http_{exc.http_status}" if exc.http_status else "network")
+        error = error or exc.message
+
+    def write(session: Session) -> None:
+        store.close_attempt(
+            session,
+            context.claim,
+            worker=context.worker,
+            outcome=_ATTEMPT_OUTCOME[status],
+            started_at=started,
+            http_status=exc.http_status if exc else None,
+            code=exc.code if exc else code,
+            error=error,
+        )
+        store.settle(
+            session,
+            context.claim,
+            status=status,
+            error_code=code,
+            error=error,
+            run_after=run_after,
+            publish=publish,
+        )
+
+    _record(context, write)
+    log.info(
+        "job %s attempt %d: %s (%s)", context.claim.job_id, context.claim.number, status, error
+    )
+    return status
+
+
+def _record(
+    context: JobContext, write: Callable[[Session], object], *, patience: float = 60.0
+) -> None:
+    """Write an outcome in one transaction, retried while the database is unreachable.
+
+    The MailUp call has happened: losing its answer to a database restart would leave the
+    job in doubt, so the write is worth waiting for.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            with transaction(context.settings.ledger_url) as session:
+                write(session)
+            return
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("ledger unreachable; retrying the write in %.1fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

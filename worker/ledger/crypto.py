@@ -1,0 +1,66 @@
+"""Encryption at rest for secrets the ledger must keep (ListSecrets)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from worker.errors import ConfigurationError
+from worker.settings import Settings
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except ValueError:
+            raise ConfigurationError(
+                "MAILUP_JOBS_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from None
+
+    def encrypt(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise ConfigurationError(
+                "a stored secret cannot be decrypted: MAILUP_JOBS_SECRET_KEY is not the key "
+                "it was encrypted with"
+            ) from None
+
+
+def _local_key(path: Path) -> bytes:
+    """The embedded default: a key generated once and kept beside the SQLite ledger."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f"{path.name}.{os.getpid()}")
+        draft.write_bytes(Fernet.generate_key())
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # atomic: concurrent first starts agree on one key
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_bytes().strip()
+
+
+@functools.cache
+def _box(key: bytes) -> SecretBox:
+    return SecretBox(key)
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    key = settings.secret_key.get_secret_value().encode()
+    if not key and settings.database_url and not settings.database_url.startswith("sqlite"):
+        # Each host would generate its own key and could not read the others' secrets.
+        raise ConfigurationError(
+            "MAILUP_JOBS_SECRET_KEY must be set when the ledger is shared "
+            "(MAILUP_JOBS_DATABASE_URL); make one with: mailup-jobs generate-key"
+        )
+    return _box(key or _local_key(settings.data_dir / "secret.key"))

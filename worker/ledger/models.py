@@ -1,0 +1,181 @@
+"""The ledger's tables. It is the source of truth: a job exists once its row is committed.
+
+No secret is stored in clear: payloads never hold one, ListSecrets are encrypted.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use UTC-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+    CANCELLED = "cancelled"
+
+
+# Statuses a worker may claim from; statuses nothing moves out of by itself.
+CLAIMABLE = (JobStatus.QUEUED, JobStatus.RETRYING)
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class AttemptOutcome(enum.StrEnum):
+    CALLING = "calling"  # committed before the request leaves; still open = fate unknown
+    SUCCEEDED = "succeeded"
+    TRANSIENT = "transient"  # failed, retried later
+    PERMANENT = "permanent"  # failed, never retried
+    IN_DOUBT = "in_doubt"  # the request may have been processed
+    ABANDONED = "abandoned"  # the worker died mid-call (set by the sweeper)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    kind: Mapped[str] = mapped_column(String(40))
+    account: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    # 0 is the most urgent, 9 the least (the order Celery's Redis transport uses).
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the job may run next (now for new jobs, later for retries and throttled jobs).
+    run_after: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When its message was last handed to the broker (None: never, or due for publishing).
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    publish_count: Mapped[int] = mapped_column(Integer, default=0)
+    # While running: the claiming worker and how long its claim lasts.
+    worker: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error_code: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index(None, "status", "run_after"),
+        Index(None, "kind", "created_at"),
+    )
+
+
+class Attempt(Base):
+    """One MailUp call made for a job, committed as "calling" before the request leaves."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16), default=AttemptOutcome.CALLING)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    mailup_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class SmsDelivery(Base):
+    """What MailUp answered for a sent SMS: the row operators audit."""
+
+    __tablename__ = "sms_deliveries"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    list_id: Mapped[int] = mapped_column(Integer)
+    recipient: Mapped[str] = mapped_column(String(32), index=True)
+    campaign_code: Mapped[str | None] = mapped_column(String(200))
+    delivery_id: Mapped[int] = mapped_column(BigInteger)
+    cost: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # MailUp's code 301: sent and charged, DeliveryId 0, no delivery report to fetch.
+    statistics_unavailable: Mapped[bool] = mapped_column(Boolean, default=False)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ListCredential(Base):
+    """A list's ListGuid and its ListSecret (Fernet-encrypted; None when MailUp has none)."""
+
+    __tablename__ = "list_credentials"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    list_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_guid: Mapped[str | None] = mapped_column(String(36))
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class RateLimit(Base):
+    """Shared send-rate state when no Redis is configured (GCRA: one timestamp per key)."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The theoretical arrival time of the next send, in epoch seconds.
+    tat: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,333 @@
+"""Job state transitions. Each one is a conditional UPDATE, so two workers (or a worker and
+the sweeper) can never both own a job, and a late writer never overwrites a newer state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from worker.ledger.models import (
+    CLAIMABLE,
+    Attempt,
+    AttemptOutcome,
+    Job,
+    JobStatus,
+    utcnow,
+)
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was already used for a different job."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on one run of a job. ``number`` is the attempt number it owns."""
+
+    job_id: str
+    kind: str
+    account: str
+    payload: dict[str, Any]
+    number: int
+    priority: int
+
+
+def insert_job(
+    session: Session,
+    *,
+    kind: str,
+    account: str,
+    payload: dict[str, Any],
+    priority: int,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """Add a queued job; with a key already used, return that job instead (created=False)."""
+    if idempotency_key is not None:
+        existing = _by_key(session, idempotency_key)
+        if existing is not None:
+            return _same_job(existing, kind, account, payload), False
+    now = utcnow()
+    job = Job(
+        kind=kind,
+        account=account,
+        payload=payload,
+        priority=priority,
+        idempotency_key=idempotency_key,
+        status=JobStatus.QUEUED,
+        run_after=now,
+        # Optimistic: the producer publishes right after commit, and clears this if it can't.
+        published_at=now,
+        publish_count=1,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        # Another producer inserted the same key between our look-up and insert.
+        existing = _by_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _same_job(existing, kind, account, payload), False
+    return job, True
+
+
+def _by_key(session: Session, key: str) -> Job | None:
+    return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+
+
+def _same_job(job: Job, kind: str, account: str, payload: dict[str, Any]) -> Job:
+    if (job.kind, job.account, job.payload) != (kind, account, payload):
+        raise IdempotencyConflict(
+            f"idempotency_key was already used for job {job.id} with different parameters"
+        )
+    return job
+
+
+def mark_unpublished(session: Session, job_id: str) -> None:
+    """The broker refused the message: leave it to the sweeper."""
+    session.execute(update(Job).where(Job.id == job_id).values(published_at=None))
+
+
+def claim(session: Session, job_id: str, *, worker: str, lease_seconds: float) -> Claim | None:
+    """Take a due, claimable job: queued/retrying → running. None if it is not ours to run."""
+    now = utcnow()
+    row = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status.in_(CLAIMABLE),
+            # A little slack: a countdown set on another host may land a moment early.
+            Job.run_after <= now + timedelta(seconds=1),
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            worker=worker,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(Job.kind, Job.account, Job.payload, Job.attempts, Job.priority)
+    ).first()
+    if row is None:
+        return None
+    return Claim(job_id, row.kind, row.account, row.payload, row.attempts, row.priority)
+
+
+def release(session: Session, claim: Claim, *, run_after: datetime) -> bool:
+    """Give a claimed job back untouched (throttled before any call): running → queued."""
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == claim.job_id, Job.status == JobStatus.RUNNING, Job.attempts == claim.number
+        )
+        .values(
+            status=JobStatus.QUEUED,
+            attempts=Job.attempts - 1,
+            run_after=run_after,
+            published_at=utcnow(),
+            worker=None,
+            lease_expires_at=None,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def open_attempt(session: Session, claim: Claim, *, worker: str) -> None:
+    """Record, before the request leaves, that a MailUp call is being made."""
+    session.add(Attempt(job_id=claim.job_id, number=claim.number, worker=worker))
+
+
+def close_attempt(
+    session: Session,
+    claim: Claim,
+    *,
+    worker: str,
+    outcome: AttemptOutcome,
+    started_at: datetime,
+    http_status: int | None = None,
+    code: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Complete this run's attempt row (creating it if no call was opened)."""
+    now = utcnow()
+    values = {
+        "outcome": outcome,
+        "http_status": http_status,
+        "mailup_code": code,
+        "error": error,
+        "finished_at": now,
+        "duration_ms": int((now - started_at).total_seconds() * 1000),
+    }
+    result = session.execute(
+        update(Attempt)
+        .where(Attempt.job_id == claim.job_id, Attempt.number == claim.number)
+        .values(**values)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        session.add(
+            Attempt(
+                job_id=claim.job_id,
+                number=claim.number,
+                worker=worker,
+                started_at=started_at,
+                **values,
+            )
+        )
+
+
+def settle(
+    session: Session,
+    claim: Claim,
+    *,
+    status: JobStatus,
+    outcome: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    error: str | None = None,
+    run_after: datetime | None = None,
+    publish: bool = True,
+) -> bool:
+    """Move this run's job to its next status. False if the job is no longer this run's.
+
+    A job the sweeper marked in_doubt (lease expired mid-call) still takes this run's
+    answer: the real outcome is better than doubt.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": status,
+        "worker": None,
+        "lease_expires_at": None,
+        "last_error_code": error_code,
+        "last_error": error,
+        "updated_at": now,
+    }
+    if outcome is not None:
+        values["outcome"] = outcome
+    if status == JobStatus.RETRYING:
+        values["run_after"] = run_after or now
+        # None hands publishing to the sweeper (a delay too long for a broker countdown).
+        values["published_at"] = now if publish else None
+        values["publish_count"] = Job.publish_count + 1 if publish else Job.publish_count
+    elif status != JobStatus.IN_DOUBT:
+        values["finished_at"] = now
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == claim.job_id,
+            Job.attempts == claim.number,
+            Job.status.in_((JobStatus.RUNNING, JobStatus.IN_DOUBT)),
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- the sweeper's side -------------------------------------------------------------------
+
+
+def expired_leases(session: Session, *, limit: int = 500) -> list[tuple[str, int]]:
+    """Running jobs whose worker's claim ran out: (job id, attempt number)."""
+    rows = session.execute(
+        select(Job.id, Job.attempts)
+        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < utcnow())
+        .limit(limit)
+    )
+    return [(row.id, row.attempts) for row in rows]
+
+
+def recover(session: Session, job_id: str, number: int) -> JobStatus | None:
+    """Resolve a dead worker's job: in_doubt if its MailUp call was opened, else queued."""
+    now = utcnow()
+    called = session.execute(
+        update(Attempt)
+        .where(
+            Attempt.job_id == job_id,
+            Attempt.number == number,
+            Attempt.outcome == AttemptOutcome.CALLING,
+        )
+        .values(
+            outcome=AttemptOutcome.ABANDONED,
+            finished_at=now,
+            error="the worker stopped during the MailUp call; its outcome is unknown",
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if called:
+        status, values = (
+            JobStatus.IN_DOUBT,
+            {
+                "last_error_code": "worker_lost",
+                "last_error": "the worker stopped during the MailUp call; check before resending",
+            },
+        )
+    else:
+        status, values = (
+            JobStatus.QUEUED,
+            {
+                "attempts": Job.attempts - 1,
+                "run_after": now,
+                "published_at": None,
+            },
+        )
+    moved = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.attempts == number,
+            Job.status == JobStatus.RUNNING,
+            Job.lease_expires_at < now,
+        )
+        .values(status=status, worker=None, lease_expires_at=None, updated_at=now, **values)
+    ).rowcount  # type: ignore[attr-defined]
+    return status if moved else None
+
+
+def due_for_publishing(
+    session: Session, *, republish_after: float, limit: int = 500
+) -> list[tuple[str, int]]:
+    """Claimable, due jobs whose message the broker has plausibly lost: (id, priority).
+
+    A job counts as lost when it was never published, or when its last message is older
+    than ``republish_after`` doubled for each earlier re-publication — so a long backlog
+    that merely waits its turn is not flooded with copies.
+    """
+    now = utcnow()
+    horizon = now - timedelta(seconds=republish_after)
+    rows = session.execute(
+        select(Job.id, Job.priority, Job.run_after, Job.published_at, Job.publish_count)
+        .where(
+            Job.status.in_(CLAIMABLE),
+            Job.run_after <= now,
+            or_(Job.published_at.is_(None), Job.published_at <= horizon),
+        )
+        .order_by(Job.priority, Job.run_after)
+        .limit(limit)
+    )
+    lost = []
+    for row in rows:
+        if row.published_at is not None:
+            grace = republish_after * 2 ** min(max(row.publish_count - 1, 0), 6)
+            # Measure from the later of publication and due time: a countdown message
+            # is only late once its due time has passed.
+            if max(row.published_at, row.run_after) > now - timedelta(seconds=grace):
+                continue
+        lost.append((row.id, row.priority))
+    return lost
+
+
+def mark_published(session: Session, job_ids: list[str]) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status.in_(CLAIMABLE))
+        .values(published_at=utcnow(), publish_count=Job.publish_count + 1)
+    )
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+    return {status: count for status, count in rows}

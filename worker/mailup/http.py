@@ -1,0 +1,103 @@
+"""HTTP towards MailUp: one requests.Session per process, explicit timeouts, and the
+translation of network failures into transient (never left) or ambiguous (may have left)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from worker.mailup.errors import AmbiguousError, TransientError, classify, parse_retry_after
+
+_session: requests.Session | None = None
+_session_pid: int | None = None
+
+
+def session() -> requests.Session:
+    """This process's session (keep-alive pool); a forked child makes its own."""
+    global _session, _session_pid
+    if _session is None or _session_pid != os.getpid():
+        _session = requests.Session()
+        _session.headers["User-Agent"] = "mailup-jobs"
+        _session_pid = os.getpid()
+    return _session
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    read: float = 30.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A MailUp answer that classified as success."""
+
+    http_status: int
+    code: str | None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def _never_left(exc: requests.ConnectionError) -> bool:
+    """True when the connection was never established, so the request was not sent."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+def call(
+    method: str,
+    url: str,
+    *,
+    operation: str,
+    timeouts: Timeouts,
+    idempotent: bool,
+    **kwargs: Any,
+) -> Reply:
+    """Make one HTTP call and return the parsed success, or raise a classified MailUpError.
+
+    ``operation`` names the call in error texts; the URL and body never appear there.
+    """
+    try:
+        response = session().request(
+            method, url, timeout=(timeouts.connect, timeouts.read), **kwargs
+        )
+    except requests.ConnectionError as exc:
+        if _never_left(exc):
+            raise TransientError(f"{operation}: could not connect to MailUp") from None
+        if idempotent:
+            raise TransientError(f"{operation}: connection dropped") from None
+        raise AmbiguousError(
+            f"{operation}: connection dropped after the request was sent"
+        ) from None
+    except requests.Timeout:
+        if idempotent:
+            raise TransientError(f"{operation}: no answer in time") from None
+        raise AmbiguousError(f"{operation}: no answer within {timeouts.read:g}s") from None
+    body = _json(response)
+    code = body.get("Code")
+    code = None if code is None else str(code)
+    error = classify(response.status_code, code)
+    if error is None:
+        return Reply(response.status_code, code, body)
+    description = str(body.get("Description") or body.get("Message") or response.reason or "")
+    raise error(
+        f"{operation}: HTTP {response.status_code}"
+        + (f" code {code}" if code else "")
+        + (f": {description}" if description else ""),
+        http_status=response.status_code,
+        code=code,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {"Data": body}

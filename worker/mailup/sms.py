@@ -1,0 +1,134 @@
+"""MailUp's transactional SMS API: send, and the per-list ListSecret (GET / POST / DELETE).
+
+ListSecret calls use HTTP Basic with the console user; sends carry ListGuid and ListSecret
+in the body and no auth header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from requests.auth import HTTPBasicAuth
+
+from worker.mailup.errors import SMS_SENT_WITHOUT_STATISTICS
+from worker.mailup.http import Reply, Timeouts, call
+
+# Past this many characters MailUp's sending engine truncates the text.
+SMS_MAX_CHARS = 670
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    """One SMS to one recipient: Content or TemplateId, never both."""
+
+    list_id: int
+    list_guid: str
+    list_secret: str = field(repr=False)
+    recipient: str
+    content: str | None = None
+    template_id: int | None = None
+    campaign_code: str | None = None
+    dynamic_fields: dict[str, str] = field(default_factory=dict)
+    is_unicode: bool = False
+    sender: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "ListGuid": self.list_guid,
+            "ListSecret": self.list_secret,
+            "Recipient": self.recipient,
+            "isUnicode": int(self.is_unicode),
+        }
+        if self.content is not None:
+            body["Content"] = self.content
+        if self.template_id is not None:
+            body["TemplateId"] = self.template_id
+        if self.campaign_code:
+            body["CampaignCode"] = self.campaign_code
+        if self.dynamic_fields:
+            body["DynamicFields"] = [{"N": n, "V": v} for n, v in self.dynamic_fields.items()]
+        if self.sender:
+            body["Sender"] = self.sender
+        return body
+
+
+@dataclass(frozen=True)
+class SmsSent:
+    delivery_id: int
+    cost: float
+    http_status: int
+    code: str
+
+    @property
+    def statistics_unavailable(self) -> bool:
+        """MailUp's 301: sent and charged, but no delivery report can ever be fetched."""
+        return self.code == SMS_SENT_WITHOUT_STATISTICS
+
+
+class SmsClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        account_id: int,
+        username: str,
+        password: str,
+        timeouts: Timeouts,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._account_id = account_id
+        self._auth = HTTPBasicAuth(username, password)
+        self._timeouts = timeouts
+
+    def send(self, message: SmsMessage) -> SmsSent:
+        """POST sms/{account}/{list}. Not idempotent: a lost answer is ambiguous."""
+        reply = call(
+            "POST",
+            f"{self._base}/sms/{self._account_id}/{message.list_id}",
+            operation="send SMS",
+            timeouts=self._timeouts,
+            idempotent=False,
+            json=message.body(),
+        )
+        data = reply.body.get("Data") or {}
+        return SmsSent(
+            delivery_id=int(data.get("DeliveryId") or 0),
+            cost=float(data.get("Cost") or 0),
+            http_status=reply.http_status,
+            code=reply.code or "0",
+        )
+
+    def get_list_secret(self, list_id: int) -> tuple[str | None, Reply]:
+        """The list's ListSecret, or None when none is configured."""
+        reply = self._list_secret("GET", list_id, operation="read ListSecret")
+        data = reply.body.get("Data") or {}
+        return data.get("ListSecret") or None, reply
+
+    def create_list_secret(self, list_id: int, list_guid: str) -> tuple[str, Reply]:
+        reply = self._list_secret(
+            "POST", list_id, operation="create ListSecret", json={"ListGUID": list_guid}
+        )
+        secret = (reply.body.get("Data") or {}).get("ListSecret")
+        if not secret:
+            # Not documented: some answers omit it; reading it back is always allowed.
+            secret, reply = self.get_list_secret(list_id)
+        return str(secret), reply
+
+    def delete_list_secret(self, list_id: int, list_guid: str) -> Reply:
+        return self._list_secret(
+            "DELETE", list_id, operation="delete ListSecret", params={"listGUID": list_guid}
+        )
+
+    def _list_secret(self, method: str, list_id: int, *, operation: str, **kwargs: Any) -> Reply:
+        # Reading, creating (POST answers the existing secret) and deleting a ListSecret
+        # reach the same end state when repeated, so a lost answer is safe to retry.
+        return call(
+            method,
+            f"{self._base}/lists/{list_id}/listsecret",
+            operation=operation,
+            timeouts=self._timeouts,
+            idempotent=True,
+            auth=self._auth,
+            **kwargs,
+        )

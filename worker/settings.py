@@ -1,0 +1,148 @@
+"""Every setting of mailup-jobs, read from the environment in this one place.
+
+The defaults run on one machine with nothing installed: an SQLite ledger and kombu's
+``filesystem://`` broker under ``MAILUP_JOBS_DATA_DIR``. Point ``MAILUP_JOBS_BROKER_URL`` at
+``redis://…`` and ``MAILUP_JOBS_DATABASE_URL`` at ``postgresql+psycopg://…`` to run the same
+code on many hosts.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigurationError
+
+DEFAULT_ACCOUNT = "default"
+
+
+class AccountSettings(BaseModel):
+    """One MailUp account: console user, SMS account id, SMTP+ user and sending speed."""
+
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    account_id: int | None = None
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    smtp_user: str = ""
+    smtp_secret: SecretStr = SecretStr("")
+    # The purchased speed; 0 means no limit is enforced on our side.
+    sms_per_hour: int = Field(default=0, ge=0)
+    email_per_hour: int = Field(default=0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    # Where the embedded defaults keep their files (ledger, broker folders, secret key).
+    data_dir: Path = Field(default=Path.home() / ".mailup-jobs", alias="MAILUP_JOBS_DATA_DIR")
+    database_url: str = Field(default="", alias="MAILUP_JOBS_DATABASE_URL")
+    broker_url: str = Field(default="filesystem://", alias="MAILUP_JOBS_BROKER_URL")
+    # A Fernet key (urlsafe base64, 32 bytes). Empty: generated once into data_dir/secret.key.
+    secret_key: SecretStr = Field(default=SecretStr(""), alias="MAILUP_JOBS_SECRET_KEY")
+
+    console_url: str = Field(
+        default="https://services.mailup.com/API/v1.1/Rest/ConsoleService.svc",
+        alias="MAILUP_CONSOLE_URL",
+    )
+    token_url: str = Field(
+        default="https://services.mailup.com/Authorization/OAuth/Token", alias="MAILUP_TOKEN_URL"
+    )
+    send_url: str = Field(default="https://send.mailup.com/API/v2.0", alias="MAILUP_SEND_URL")
+    sms_url: str = Field(default="https://sendsms.mailup.com/api/v2.0", alias="MAILUP_SMS_URL")
+
+    # The "default" account, from the plain MAILUP_* variables.
+    username: str = Field(default="", alias="MAILUP_USERNAME")
+    password: SecretStr = Field(default=SecretStr(""), alias="MAILUP_PASSWORD")
+    account_id: int | None = Field(default=None, alias="MAILUP_ACCOUNT_ID")
+    client_id: str = Field(default="", alias="MAILUP_CLIENT_ID")
+    client_secret: SecretStr = Field(default=SecretStr(""), alias="MAILUP_CLIENT_SECRET")
+    smtp_user: str = Field(default="", alias="MAILUP_SMTP_USER")
+    smtp_secret: SecretStr = Field(default=SecretStr(""), alias="MAILUP_SMTP_SECRET")
+    sms_per_hour: int = Field(default=0, ge=0, alias="MAILUP_JOBS_SMS_PER_HOUR")
+    email_per_hour: int = Field(default=0, ge=0, alias="MAILUP_JOBS_EMAIL_PER_HOUR")
+    # Further accounts, as JSON: {"eu": {"username": "m1", "password": "…", "account_id": 1}}.
+    extra_accounts: dict[str, AccountSettings] = Field(
+        default_factory=dict, alias="MAILUP_JOBS_ACCOUNTS"
+    )
+
+    # HTTP timeouts towards MailUp, in seconds.
+    connect_timeout: float = Field(default=5.0, gt=0, alias="MAILUP_JOBS_CONNECT_TIMEOUT")
+    read_timeout: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_READ_TIMEOUT")
+
+    # Retries of transient failures: full-jitter exponential backoff, bounded.
+    max_attempts: int = Field(default=8, ge=1, alias="MAILUP_JOBS_MAX_ATTEMPTS")
+    backoff_base: float = Field(default=2.0, gt=0, alias="MAILUP_JOBS_BACKOFF_BASE")
+    backoff_cap: float = Field(default=600.0, gt=0, alias="MAILUP_JOBS_BACKOFF_CAP")
+
+    # Sweeper: how often it runs, when a published job counts as lost by the broker, and
+    # how long a worker owns a running job before it counts as dead.
+    sweep_interval: float = Field(default=15.0, gt=0, alias="MAILUP_JOBS_SWEEP_INTERVAL")
+    republish_after: float = Field(default=120.0, gt=0, alias="MAILUP_JOBS_REPUBLISH_AFTER")
+    lease_margin: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_LEASE_MARGIN")
+
+    worker_concurrency: int = Field(default=4, ge=1, alias="MAILUP_JOBS_CONCURRENCY")
+    log_level: str = Field(default="INFO", alias="MAILUP_JOBS_LOG_LEVEL")
+
+    @field_validator("database_url", "broker_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("console_url", "token_url", "send_url", "sms_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return value.strip().rstrip("/")
+
+    @property
+    def ledger_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.broker_url.startswith(("redis://", "rediss://"))
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim lasts: the longest a MailUp call can take, plus a margin."""
+        return self.connect_timeout + self.read_timeout + self.lease_margin
+
+    @property
+    def accounts(self) -> dict[str, AccountSettings]:
+        default = AccountSettings(
+            username=self.username,
+            password=self.password,
+            account_id=self.account_id,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            smtp_user=self.smtp_user,
+            smtp_secret=self.smtp_secret,
+            sms_per_hour=self.sms_per_hour,
+            email_per_hour=self.email_per_hour,
+        )
+        return {DEFAULT_ACCOUNT: default, **self.extra_accounts}
+
+    def account(self, name: str) -> AccountSettings:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"unknown MailUp account {name!r}: define it in MAILUP_JOBS_ACCOUNTS"
+            ) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read once. A bad variable is one error naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            inner = ".".join(str(part) for part in error["loc"][1:])
+            problems.append(f"{name}{f' ({inner})' if inner else ''}: {error['msg']}")
+        raise ConfigurationError("invalid setting " + "; ".join(problems)) from None
