@@ -68,18 +68,23 @@ def run_demo(*, count: int, port: int) -> int:
         processes.append(_start("worker", ["worker", "-c", "2"], logs))
         processes.append(_start("beat", ["beat"], logs))
 
-        job_ids = [manage_list_secret("create", list_id=DEMO_LIST, list_guid=list_guid(DEMO_LIST))]
+        setup = manage_list_secret("create", list_id=DEMO_LIST, list_guid=list_guid(DEMO_LIST))
+        click.echo(f"queued ListSecret creation for list {DEMO_LIST}: {setup}")
+        # SMS jobs need the list's keys in the ledger: let that job finish first.
+        job_ids = [setup]
+        if _wait_until_settled(job_ids, get_job)[0]["status"] != "succeeded":
+            raise click.ClickException(f"ListSecret creation failed; see {logs / 'worker.log'}")
         for n in range(count):
             job_ids.append(
                 send_sms(
                     list_id=DEMO_LIST,
-                    recipient=f"+39335000{n:04d}",
+                    recipient=f"+39335000{n + 1:04d}",
                     content="Hi [Name], your code is [Code]",
                     dynamic_fields={"Name": f"user{n}", "Code": f"{1000 + n}"},
                     campaign_code="demo",
                 )
             )
-        click.echo(f"queued {len(job_ids)} jobs; waiting for the worker…")
+        click.echo(f"queued {count} SMS jobs; waiting for the worker…")
         jobs = _wait_until_settled(job_ids, get_job)
     finally:
         for process in processes:
@@ -90,10 +95,11 @@ def run_demo(*, count: int, port: int) -> int:
     click.echo(f"\n{'job id':<36}  {'kind':<11}  {'status':<9}  {'recipient':<14}  delivery  cost")
     for job in jobs:
         outcome = job["outcome"] or {}
+        error = f"  [{job['last_error_code']}] {job['last_error']}" if job["last_error"] else ""
         click.echo(
             f"{job['id']:<36}  {job['kind']:<11}  {job['status']:<9}  "
             f"{outcome.get('recipient', '-'):<14}  {outcome.get('delivery_id', '-'):>8}  "
-            f"{outcome.get('cost', '-')}"
+            f"{outcome.get('cost', '-')}{error}"
         )
     click.echo("\nmore: mailup-jobs jobs show JOB_ID --json")
     return 0 if all(job["status"] == "succeeded" for job in jobs) else 1

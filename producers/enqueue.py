@@ -21,7 +21,7 @@ from worker.jobs.list_secret import ManageListSecret, Operation
 from worker.jobs.registry import KINDS
 from worker.jobs.sms import SendSms
 from worker.ledger import store
-from worker.ledger.db import transaction
+from worker.ledger.db import connection, transaction
 from worker.mailup.sms import SMS_MAX_CHARS
 from worker.publish import publish
 from worker.settings import DEFAULT_ACCOUNT, get_settings
@@ -142,5 +142,5 @@ def _validate(model: type[P], **fields: Any) -> P:
 
 def _known_guid(account: str, list_id: int) -> bool:
     settings = get_settings()
-    with transaction(settings.ledger_url) as session:
-        return list_credentials.load(session, settings, account, list_id).list_guid is not None
+    with connection(settings.ledger_url) as db:
+        return list_credentials.load(db, settings, account, list_id).list_guid is not None

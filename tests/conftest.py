@@ -152,13 +152,13 @@ def env(
 def list_secret(env: Env, sandbox: Sandbox) -> str:
     """List 1 with a ListSecret on the sandbox and its keys in the ledger."""
     from worker.jobs import list_credentials
-    from worker.ledger.db import transaction
+    from worker.ledger.db import connection
 
     secret = sandbox.create_list_secret(1)
     settings = get_settings()
     keys = list_credentials.ListKeys(list_guid(1), secret)
-    with transaction(settings.ledger_url) as session:
-        session.merge(list_credentials.row(settings, "default", 1, keys))
+    with connection(settings.ledger_url) as db:
+        list_credentials.save(db, settings, "default", 1, keys)
     return secret
 
 

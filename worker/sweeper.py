@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from worker.jobs.base import Publish
 from worker.ledger import store
-from worker.ledger.db import transaction
+from worker.ledger.db import connection
 from worker.ledger.models import JobStatus
 from worker.settings import Settings
 
@@ -31,11 +31,11 @@ def sweep(
 ) -> SweepReport:
     report = SweepReport()
     url = settings.ledger_url
-    with transaction(url) as session:
-        expired = store.expired_leases(session)
+    with connection(url) as db:
+        expired = store.expired_leases(db)
     for job_id, number in expired:
-        with transaction(url) as session:
-            status = store.recover(session, job_id, number)
+        with connection(url) as db:
+            status = store.recover(db, job_id, number)
         if status == JobStatus.IN_DOUBT:
             report.in_doubt += 1
             log.warning("job %s: worker lost during the MailUp call; now in_doubt", job_id)
@@ -43,14 +43,14 @@ def sweep(
             report.requeued += 1
             log.info("job %s: worker lost before calling MailUp; re-queued", job_id)
 
-    with transaction(url) as session:
-        lost = store.due_for_publishing(session, republish_after=settings.republish_after)
+    with connection(url) as db:
+        lost = store.due_for_publishing(db, republish_after=settings.republish_after)
     if lost:
         declare_queue()
     published = [job_id for job_id, priority in lost if publish(job_id, priority, None)]
     if published:
-        with transaction(url) as session:
-            store.mark_published(session, published)
+        with connection(url) as db:
+            store.mark_published(db, published)
         report.republished = len(published)
         log.info("re-published %d job(s) the broker did not deliver", len(published))
     return report

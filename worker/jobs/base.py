@@ -8,15 +8,16 @@ the audit view. ``worker.jobs.registry`` lists them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from worker.ledger import store
-from worker.ledger.db import transaction
-from worker.ledger.models import Base, Job
+from worker.ledger.db import connection
+from worker.ledger.models import Job
 from worker.settings import AccountSettings, Settings
 
 # Hands a job id to the broker: (job id, priority, countdown seconds) → published or not.
@@ -31,10 +32,13 @@ class Payload(BaseModel):
 
 @dataclass
 class Result:
-    """A successful run: the job's outcome summary and the ledger rows that record it."""
+    """A successful run: the job's outcome summary, and what to write beside it.
+
+    ``record`` runs in the same transaction that marks the job succeeded.
+    """
 
     outcome: dict[str, Any] | None
-    rows: list[Base] = field(default_factory=list)
+    record: Callable[[Connection], object] | None = None
     http_status: int | None = None
     code: str | None = None
 
@@ -57,8 +61,8 @@ class JobContext:
         sending it again.
         """
         if not self.called:
-            with transaction(self.settings.ledger_url) as session:
-                store.open_attempt(session, self.claim, worker=self.worker)
+            with connection(self.settings.ledger_url) as db:
+                store.open_attempt(db, self.claim, worker=self.worker)
             self.called = True
 
 

@@ -1,18 +1,25 @@
-"""A list's ListGuid and ListSecret, as the ledger keeps them (the secret encrypted)."""
+"""A list's ListGuid and ListSecret, as the ledger keeps them (the secret encrypted).
+
+Workers cache them for a minute: a secret rotated meanwhile makes MailUp answer 103, and
+the SMS job then reads the new one (see ``refresh_secret``).
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, insert, select
 
 from worker.errors import ConfigurationError
 from worker.ledger.crypto import secret_box
-from worker.ledger.db import transaction
+from worker.ledger.db import connection
 from worker.ledger.models import ListCredential
+from worker.ledger.store import Executor
 from worker.mailup.sms import SmsClient
 from worker.settings import Settings
+
+CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -21,24 +28,32 @@ class ListKeys:
     secret: str | None
 
 
-def load(session: Session, settings: Settings, account: str, list_id: int) -> ListKeys:
-    row = session.scalar(
-        select(ListCredential).where(
+_cache: dict[tuple[str, str, int], tuple[float, ListKeys]] = {}
+
+
+def load(db: Executor, settings: Settings, account: str, list_id: int) -> ListKeys:
+    row = db.execute(
+        select(ListCredential.list_guid, ListCredential.secret_encrypted).where(
             ListCredential.account == account, ListCredential.list_id == list_id
         )
-    )
+    ).first()
     if row is None:
         return ListKeys(None, None)
     secret = secret_box(settings).decrypt(row.secret_encrypted) if row.secret_encrypted else None
     return ListKeys(row.list_guid, secret)
 
 
-def row(settings: Settings, account: str, list_id: int, keys: ListKeys) -> ListCredential:
-    """The ledger row for these keys, ready to merge."""
+def save(db: Executor, settings: Settings, account: str, list_id: int, keys: ListKeys) -> None:
+    """Replace the list's keys (the secret encrypted)."""
     encrypted = secret_box(settings).encrypt(keys.secret) if keys.secret else None
-    return ListCredential(
-        account=account, list_id=list_id, list_guid=keys.list_guid, secret_encrypted=encrypted
+    where = (ListCredential.account == account, ListCredential.list_id == list_id)
+    db.execute(delete(ListCredential).where(*where))
+    db.execute(
+        insert(ListCredential).values(
+            account=account, list_id=list_id, list_guid=keys.list_guid, secret_encrypted=encrypted
+        )
     )
+    _cache.pop((settings.ledger_url, account, list_id), None)
 
 
 def refresh_secret(
@@ -46,8 +61,8 @@ def refresh_secret(
 ) -> str | None:
     """Read the ListSecret from MailUp and keep it (a miss, or a secret rotated elsewhere)."""
     secret, _ = client.get_list_secret(list_id)
-    with transaction(settings.ledger_url) as session:
-        session.merge(row(settings, account, list_id, ListKeys(list_guid, secret)))
+    with connection(settings.ledger_url) as db:
+        save(db, settings, account, list_id, ListKeys(list_guid, secret))
     return secret
 
 
@@ -55,8 +70,13 @@ def for_sending(
     settings: Settings, account: str, list_id: int, client: SmsClient
 ) -> tuple[str, str]:
     """ListGuid and ListSecret for an SMS: from the ledger, the secret from MailUp on a miss."""
-    with transaction(settings.ledger_url) as session:
-        keys = load(session, settings, account, list_id)
+    key = (settings.ledger_url, account, list_id)
+    cached = _cache.get(key)
+    if cached and cached[0] > time.monotonic():
+        keys = cached[1]
+    else:
+        with connection(settings.ledger_url) as db:
+            keys = load(db, settings, account, list_id)
     if keys.list_guid is None:
         raise ConfigurationError(
             f"no ListGuid is known for list {list_id} of account {account!r}: run "
@@ -68,4 +88,5 @@ def for_sending(
             f"list {list_id} of account {account!r} has no ListSecret on MailUp: run "
             f"'mailup-jobs enqueue list-secret create --list-id {list_id}' first"
         )
+    _cache[key] = (time.monotonic() + CACHE_SECONDS, ListKeys(keys.list_guid, secret))
     return keys.list_guid, secret

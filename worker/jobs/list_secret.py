@@ -16,7 +16,7 @@ from worker.jobs.base import JobContext, JobKind, Payload, Result
 from worker.jobs.clients import sms_client
 from worker.jobs.fields import Guid, ListId
 from worker.jobs.list_credentials import ListKeys
-from worker.ledger.db import transaction
+from worker.ledger.db import connection
 from worker.ledger.models import Job
 
 Operation = Literal["read", "create", "delete", "rotate"]
@@ -32,8 +32,8 @@ class ManageListSecret(Payload):
 def execute(context: JobContext, payload: ManageListSecret) -> Result:
     settings, account = context.settings, context.claim.account
     client = sms_client(settings, account)
-    with transaction(settings.ledger_url) as session:
-        known = list_credentials.load(session, settings, account, payload.list_id)
+    with connection(settings.ledger_url) as db:
+        known = list_credentials.load(db, settings, account, payload.list_id)
     list_guid = payload.list_guid or known.list_guid
     if list_guid is None and payload.operation != "read":
         raise ConfigurationError(f"list_guid is required to {payload.operation} a ListSecret")
@@ -56,7 +56,7 @@ def execute(context: JobContext, payload: ManageListSecret) -> Result:
             "secret_exists": secret is not None,
             "created": created,
         },
-        rows=[list_credentials.row(settings, account, payload.list_id, keys)],
+        record=lambda db: list_credentials.save(db, settings, account, payload.list_id, keys),
         http_status=reply.http_status,
         code=reply.code,
     )

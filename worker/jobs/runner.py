@@ -14,15 +14,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from worker.errors import ConfigurationError
 from worker.jobs.base import JobContext, JobKind, Publish, Result
 from worker.jobs.registry import KINDS
 from worker.jobs.retry import backoff
 from worker.ledger import store
-from worker.ledger.db import transaction
+from worker.ledger.db import connection
 from worker.ledger.models import AttemptOutcome, JobStatus, utcnow
 from worker.mailup.errors import MailUpError
 from worker.ratelimit import RateLimiter
@@ -44,8 +44,8 @@ def worker_name() -> str:
 def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publish) -> str | None:
     """Run the job if it is ours to run; return the status it ended in (None: not ours)."""
     worker = worker_name()
-    with transaction(settings.ledger_url) as session:
-        claim = store.claim(session, job_id, worker=worker, lease_seconds=settings.lease_seconds)
+    with connection(settings.ledger_url) as db:
+        claim = store.claim(db, job_id, worker=worker, lease_seconds=settings.lease_seconds)
     if claim is None:
         log.debug("job %s is not claimable (running elsewhere, finished or not due)", job_id)
         return None
@@ -88,16 +88,16 @@ def _release(context: JobContext, wait: float, publish: Publish) -> str:
     # Jitter spreads the jobs that all hit the limit at once over the coming window.
     delay = wait + random.uniform(0, wait)
     run_after = utcnow() + timedelta(seconds=delay)
-    _record(context, lambda session: store.release(session, context.claim, run_after=run_after))
+    _record(context, lambda db: store.release(db, context.claim, run_after=run_after))
     if delay <= MAX_COUNTDOWN:
         publish(context.claim.job_id, context.claim.priority, delay)
     return JobStatus.QUEUED
 
 
 def _succeeded(context: JobContext, result: Result, started: datetime) -> str:
-    def write(session: Session) -> None:
+    def write(db: Connection) -> None:
         store.close_attempt(
-            session,
+            db,
             context.claim,
             worker=context.worker,
             outcome=AttemptOutcome.SUCCEEDED,
@@ -105,9 +105,9 @@ def _succeeded(context: JobContext, result: Result, started: datetime) -> str:
             http_status=result.http_status,
             code=result.code,
         )
-        for row in result.rows:
-            session.merge(row)
-        store.settle(session, context.claim, status=JobStatus.SUCCEEDED, outcome=result.outcome)
+        if result.record:
+            result.record(db)
+        store.settle(db, context.claim, status=JobStatus.SUCCEEDED, outcome=result.outcome)
 
     _record(context, write)
     return JobStatus.SUCCEEDED
@@ -168,9 +168,9 @@ def _finish(
         code = code or exc.code or (f"http_{exc.http_status}" if exc.http_status else "network")
         error = error or exc.message
 
-    def write(session: Session) -> None:
+    def write(db: Connection) -> None:
         store.close_attempt(
-            session,
+            db,
             context.claim,
             worker=context.worker,
             outcome=_ATTEMPT_OUTCOME[status],
@@ -180,7 +180,7 @@ def _finish(
             error=error,
         )
         store.settle(
-            session,
+            db,
             context.claim,
             status=status,
             error_code=code,
@@ -197,7 +197,7 @@ def _finish(
 
 
 def _record(
-    context: JobContext, write: Callable[[Session], object], *, patience: float = 60.0
+    context: JobContext, write: Callable[[Connection], object], *, patience: float = 60.0
 ) -> None:
     """Write an outcome in one transaction, retried while the database is unreachable.
 
@@ -208,8 +208,8 @@ def _record(
     delay = 0.5
     while True:
         try:
-            with transaction(context.settings.ledger_url) as session:
-                write(session)
+            with connection(context.settings.ledger_url) as db:
+                write(db)
             return
         except OperationalError:
             if time.monotonic() > deadline:

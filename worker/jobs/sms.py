@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from worker.jobs import list_credentials
@@ -65,7 +65,7 @@ def execute(context: JobContext, payload: SendSms) -> Result:
         if exc.code == LIST_SECRET_INVALID:
             _raise_if_rotated(context, payload.list_id, list_guid, secret, exc)
         raise
-    delivery = SmsDelivery(
+    delivery = insert(SmsDelivery).values(
         job_id=context.claim.job_id,
         account=account,
         list_id=payload.list_id,
@@ -76,7 +76,12 @@ def execute(context: JobContext, payload: SendSms) -> Result:
         truncated=payload.truncated,
         statistics_unavailable=sent.statistics_unavailable,
     )
-    return Result(outcome=None, rows=[delivery], http_status=sent.http_status, code=sent.code)
+    return Result(
+        outcome=None,
+        record=lambda db: db.execute(delivery),
+        http_status=sent.http_status,
+        code=sent.code,
+    )
 
 
 def _raise_if_rotated(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,10 @@ from worker.ledger.models import (
     JobStatus,
     utcnow,
 )
+
+# The worker's transitions run on a Core connection (its hot path); producers and the
+# audit side use an ORM session. Both execute the same statements.
+Executor = Connection | Session
 
 
 class IdempotencyConflict(Exception):
@@ -90,15 +94,15 @@ def _same_job(job: Job, kind: str, account: str, payload: dict[str, Any]) -> Job
     return job
 
 
-def mark_unpublished(session: Session, job_id: str) -> None:
+def mark_unpublished(db: Executor, job_id: str) -> None:
     """The broker refused the message: leave it to the sweeper."""
-    session.execute(update(Job).where(Job.id == job_id).values(published_at=None))
+    db.execute(update(Job).where(Job.id == job_id).values(published_at=None))
 
 
-def claim(session: Session, job_id: str, *, worker: str, lease_seconds: float) -> Claim | None:
+def claim(db: Executor, job_id: str, *, worker: str, lease_seconds: float) -> Claim | None:
     """Take a due, claimable job: queued/retrying → running. None if it is not ours to run."""
     now = utcnow()
-    row = session.execute(
+    row = db.execute(
         update(Job)
         .where(
             Job.id == job_id,
@@ -120,9 +124,9 @@ def claim(session: Session, job_id: str, *, worker: str, lease_seconds: float) -
     return Claim(job_id, row.kind, row.account, row.payload, row.attempts, row.priority)
 
 
-def release(session: Session, claim: Claim, *, run_after: datetime) -> bool:
+def release(db: Executor, claim: Claim, *, run_after: datetime) -> bool:
     """Give a claimed job back untouched (throttled before any call): running → queued."""
-    result = session.execute(
+    result = db.execute(
         update(Job)
         .where(
             Job.id == claim.job_id, Job.status == JobStatus.RUNNING, Job.attempts == claim.number
@@ -139,13 +143,13 @@ def release(session: Session, claim: Claim, *, run_after: datetime) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def open_attempt(session: Session, claim: Claim, *, worker: str) -> None:
+def open_attempt(db: Executor, claim: Claim, *, worker: str) -> None:
     """Record, before the request leaves, that a MailUp call is being made."""
-    session.add(Attempt(job_id=claim.job_id, number=claim.number, worker=worker))
+    db.execute(insert(Attempt).values(job_id=claim.job_id, number=claim.number, worker=worker))
 
 
 def close_attempt(
-    session: Session,
+    db: Executor,
     claim: Claim,
     *,
     worker: str,
@@ -165,14 +169,14 @@ def close_attempt(
         "finished_at": now,
         "duration_ms": int((now - started_at).total_seconds() * 1000),
     }
-    result = session.execute(
+    result = db.execute(
         update(Attempt)
         .where(Attempt.job_id == claim.job_id, Attempt.number == claim.number)
         .values(**values)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
-        session.add(
-            Attempt(
+        db.execute(
+            insert(Attempt).values(
                 job_id=claim.job_id,
                 number=claim.number,
                 worker=worker,
@@ -183,7 +187,7 @@ def close_attempt(
 
 
 def settle(
-    session: Session,
+    db: Executor,
     claim: Claim,
     *,
     status: JobStatus,
@@ -216,7 +220,7 @@ def settle(
         values["publish_count"] = Job.publish_count + 1 if publish else Job.publish_count
     elif status != JobStatus.IN_DOUBT:
         values["finished_at"] = now
-    result = session.execute(
+    result = db.execute(
         update(Job)
         .where(
             Job.id == claim.job_id,
@@ -231,9 +235,9 @@ def settle(
 # --- the sweeper's side -------------------------------------------------------------------
 
 
-def expired_leases(session: Session, *, limit: int = 500) -> list[tuple[str, int]]:
+def expired_leases(db: Executor, *, limit: int = 500) -> list[tuple[str, int]]:
     """Running jobs whose worker's claim ran out: (job id, attempt number)."""
-    rows = session.execute(
+    rows = db.execute(
         select(Job.id, Job.attempts)
         .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < utcnow())
         .limit(limit)
@@ -241,10 +245,10 @@ def expired_leases(session: Session, *, limit: int = 500) -> list[tuple[str, int
     return [(row.id, row.attempts) for row in rows]
 
 
-def recover(session: Session, job_id: str, number: int) -> JobStatus | None:
+def recover(db: Executor, job_id: str, number: int) -> JobStatus | None:
     """Resolve a dead worker's job: in_doubt if its MailUp call was opened, else queued."""
     now = utcnow()
-    called = session.execute(
+    called = db.execute(
         update(Attempt)
         .where(
             Attempt.job_id == job_id,
@@ -274,7 +278,7 @@ def recover(session: Session, job_id: str, number: int) -> JobStatus | None:
                 "published_at": None,
             },
         )
-    moved = session.execute(
+    moved = db.execute(
         update(Job)
         .where(
             Job.id == job_id,
@@ -288,7 +292,7 @@ def recover(session: Session, job_id: str, number: int) -> JobStatus | None:
 
 
 def due_for_publishing(
-    session: Session, *, republish_after: float, limit: int = 500
+    db: Executor, *, republish_after: float, limit: int = 500
 ) -> list[tuple[str, int]]:
     """Claimable, due jobs whose message the broker has plausibly lost: (id, priority).
 
@@ -298,7 +302,7 @@ def due_for_publishing(
     """
     now = utcnow()
     horizon = now - timedelta(seconds=republish_after)
-    rows = session.execute(
+    rows = db.execute(
         select(Job.id, Job.priority, Job.run_after, Job.published_at, Job.publish_count)
         .where(
             Job.status.in_(CLAIMABLE),
@@ -320,14 +324,14 @@ def due_for_publishing(
     return lost
 
 
-def mark_published(session: Session, job_ids: list[str]) -> None:
-    session.execute(
+def mark_published(db: Executor, job_ids: list[str]) -> None:
+    db.execute(
         update(Job)
         .where(Job.id.in_(job_ids), Job.status.in_(CLAIMABLE))
         .values(published_at=utcnow(), publish_count=Job.publish_count + 1)
     )
 
 
-def counts_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+def counts_by_status(db: Executor) -> dict[str, int]:
+    rows = db.execute(select(Job.status, func.count()).group_by(Job.status))
     return {status: count for status, count in rows}

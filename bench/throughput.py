@@ -1,0 +1,248 @@
+"""Throughput of SMS jobs through Redis + PostgreSQL + the sandbox, against a baseline
+measured in the same run: a bare Celery task making the same HTTP call, with no ledger.
+
+    python -m bench.throughput --jobs 2000 --concurrency 4
+
+Both runs pre-load the queue with the worker stopped, then start it; throughput is counted
+from the first SMS MailUp received to the last job finished, so start-up and enqueueing
+are left out of both. Also prints the worker processes' peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import psutil
+import redis
+import requests
+import sqlalchemy
+from cryptography.fernet import Fernet
+
+PORT = 8731
+SANDBOX = f"http://127.0.0.1:{PORT}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(args.postgres)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    os.environ.update(
+        MAILUP_JOBS_BROKER_URL=args.redis,
+        MAILUP_JOBS_DATABASE_URL=f"{args.postgres}?options=-csearch_path%3D{schema}",
+        MAILUP_JOBS_SECRET_KEY=Fernet.generate_key().decode(),
+        MAILUP_JOBS_DATA_DIR=f"/tmp/mailup-jobs-bench-{schema}",
+        MAILUP_JOBS_LOG_LEVEL="WARNING",
+        MAILUP_SMS_URL=f"{SANDBOX}/sms/api/v2.0",
+        MAILUP_ACCOUNT_ID="1234",
+        MAILUP_USERNAME="m1234",
+        MAILUP_PASSWORD="sandbox-password",
+    )
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "producers.cli", "sandbox", "--port", str(PORT)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _wait(lambda: _get("/_sandbox/journal") is not None, "sandbox")
+        baseline = _run("baseline", args, _load_baseline)
+        system = _run("mailup-jobs", args, _load_system)
+    finally:
+        sandbox.terminate()
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+
+    print(f"\n{args.jobs} SMS jobs, concurrency {args.concurrency}, Redis + PostgreSQL + sandbox")
+    for name, result in (("baseline (bare task)", baseline), ("mailup-jobs", system)):
+        print(
+            f"  {name:<22} {result['rate']:8.1f} jobs/s   peak RSS per worker process "
+            f"{result['peak_rss_mb']:.0f} MB (all processes {result['total_rss_mb']:.0f} MB)"
+        )
+    print(f"  ratio mailup-jobs / baseline: {system['rate'] / baseline['rate']:.2f}")
+
+
+def _load_baseline(count: int) -> Callable[[], datetime | None]:
+    from bench.baseline import bare_send
+
+    secret = _secret()
+    body = {
+        "ListGuid": "00000000-0000-4000-8000-000000000001",
+        "ListSecret": secret,
+        "Content": "Hi [Name]",
+        "DynamicFields": [{"N": "Name", "V": "bench"}],
+    }
+    url = f"{SANDBOX}/sms/api/v2.0/sms/1234/1"
+    for n in range(count):
+        bare_send.delay(url, {**body, "Recipient": f"+39335{n:07d}", "isUnicode": 0})
+    return lambda: None  # the last delivery is the end of a bare task's work
+
+
+def _load_system(count: int) -> Callable[[], datetime | None]:
+    from producers import manage_list_secret, send_sms
+    from worker.ledger.db import transaction
+    from worker.ledger.migrate import upgrade
+    from worker.ledger.models import Job
+    from worker.settings import get_settings
+
+    url = get_settings().ledger_url
+    upgrade(url)
+    # The system learns the list's keys through a job, as in production; run it in-process.
+    from worker.jobs import runner
+    from worker.ratelimit import limiter_for
+
+    setup = manage_list_secret(
+        "create", list_id=1, list_guid="00000000-0000-4000-8000-000000000001"
+    )
+    settings = get_settings()
+    runner.run(
+        setup,
+        settings=settings,
+        limiter=limiter_for(settings.broker_url, url),
+        publish=lambda *a: True,
+    )
+    for n in range(count):
+        send_sms(
+            list_id=1,
+            recipient=f"+39335{n:07d}",
+            content="Hi [Name]",
+            dynamic_fields={"Name": "bench"},
+        )
+
+    def last_finished() -> datetime | None:
+        with transaction(url) as session:
+            pending = session.scalar(
+                sqlalchemy.select(sqlalchemy.func.count()).where(Job.status != "succeeded")
+            )
+            assert pending == 0, f"{pending} jobs not succeeded"
+            return session.scalar(sqlalchemy.select(sqlalchemy.func.max(Job.finished_at)))
+
+    return last_finished
+
+
+def _run(name: str, args: argparse.Namespace, load: Callable[[int], Callable[[], Any]]) -> dict:
+    redis.Redis.from_url(args.redis).flushdb()
+    requests.post(f"{SANDBOX}/_sandbox/reset", timeout=5)
+    print(f"{name}: queueing {args.jobs} jobs…", flush=True)
+    last_finished = load(args.jobs)
+    app = "bench.baseline" if name == "baseline" else "worker.app"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "-Q",
+            "mailup-jobs",
+            "-c",
+            str(args.concurrency),
+            "-l",
+            "WARNING",
+        ],
+        start_new_session=True,
+    )
+    peak = _RssWatcher(worker.pid)
+    try:
+        _wait(lambda: _deliveries() >= args.jobs, f"{name} to deliver {args.jobs} SMS", 900)
+        time.sleep(1)  # the last jobs record their outcome
+        times = [e["time"] for e in _get("/_sandbox/deliveries")["deliveries"]]
+        start = min(times)
+        end = last_finished()
+        end_ts = end.timestamp() if end else max(times)
+    finally:
+        peak.stop()
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    rate = (args.jobs - 1) / (end_ts - _epoch(start))
+    print(f"{name}: {rate:.1f} jobs/s", flush=True)
+    return {
+        "rate": rate,
+        "peak_rss_mb": peak.per_process / 2**20,
+        "total_rss_mb": peak.total / 2**20,
+    }
+
+
+class _RssWatcher:
+    """Samples the worker's process tree every 100 ms; keeps the peaks."""
+
+    def __init__(self, pid: int) -> None:
+        self.per_process = 0
+        self.total = 0
+        self._pid = pid
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while self._running:
+            try:
+                root = psutil.Process(self._pid)
+                rss = [p.memory_info().rss for p in [root, *root.children(recursive=True)]]
+            except psutil.Error:
+                rss = []
+            if rss:
+                self.per_process = max(self.per_process, *rss)
+                self.total = max(self.total, sum(rss))
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join()
+
+
+def _epoch(value: Any) -> float:
+    return (
+        float(value)
+        if isinstance(value, int | float)
+        else datetime.fromisoformat(value).timestamp()
+    )
+
+
+def _secret() -> str:
+    answer = requests.post(
+        f"{SANDBOX}/sms/api/v2.0/lists/1/listsecret",
+        auth=("m1234", "sandbox-password"),
+        json={"ListGUID": "00000000-0000-4000-8000-000000000001"},
+        timeout=5,
+    )
+    return str(answer.json()["Data"]["ListSecret"])
+
+
+def _deliveries() -> int:
+    return len(_get("/_sandbox/deliveries")["deliveries"])
+
+
+def _get(path: str) -> Any:
+    try:
+        return requests.get(SANDBOX + path, timeout=5).json()
+    except requests.ConnectionError:
+        return None
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+if __name__ == "__main__":
+    main()
