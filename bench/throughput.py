@@ -1,11 +1,15 @@
 """Throughput of SMS jobs through Redis + PostgreSQL + the sandbox, against a baseline
 measured in the same run: a bare Celery task making the same HTTP call, with no ledger.
 
-    python -m bench.throughput --jobs 2000 --concurrency 4
+    python -m bench.throughput --jobs 2000 --concurrency 4 [--latency-ms 50]
 
 Both runs pre-load the queue with the worker stopped, then start it; throughput is counted
 from the first SMS MailUp received to the last job finished, so start-up and enqueueing
 are left out of both. Also prints the worker processes' peak RSS.
+
+With --latency-ms 0 (the default) MailUp answers at once, so the measure is the ledger's CPU
+cost against the cheapest possible task; a real MailUp call takes tens of milliseconds, which
+--latency-ms adds to every answer of the sandbox.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--latency-ms", type=int, default=0, help="The sandbox's answer time.")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
@@ -68,7 +73,10 @@ def main() -> None:
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
 
-    print(f"\n{args.jobs} SMS jobs, concurrency {args.concurrency}, Redis + PostgreSQL + sandbox")
+    print(
+        f"\n{args.jobs} SMS jobs, concurrency {args.concurrency}, Redis + PostgreSQL + sandbox "
+        f"answering in {args.latency_ms} ms"
+    )
     for name, result in (("baseline (bare task)", baseline), ("mailup-jobs", system)):
         print(
             f"  {name:<22} {result['rate']:8.1f} jobs/s   peak RSS per worker process "
@@ -138,6 +146,7 @@ def _load_system(count: int) -> Callable[[], datetime | None]:
 def _run(name: str, args: argparse.Namespace, load: Callable[[int], Callable[[], Any]]) -> dict:
     redis.Redis.from_url(args.redis).flushdb()
     requests.post(f"{SANDBOX}/_sandbox/reset", timeout=5)
+    requests.post(f"{SANDBOX}/_sandbox/faults", json={"latency_ms": args.latency_ms}, timeout=5)
     print(f"{name}: queueing {args.jobs} jobs…", flush=True)
     last_finished = load(args.jobs)
     app = "bench.baseline" if name == "baseline" else "worker.app"
@@ -226,7 +235,7 @@ def _secret() -> str:
 
 
 def _deliveries() -> int:
-    return len(_get("/_sandbox/deliveries")["deliveries"])
+    return int(_get("/_sandbox/stats")["deliveries"])
 
 
 def _get(path: str) -> Any:

@@ -39,6 +39,10 @@ def build_router(sb: Sandbox) -> Router:
     def deliveries(req: Request) -> Reply:
         return Reply(200, {"deliveries": sb.deliveries()})
 
+    @router.route("GET", r"/stats")
+    def stats(req: Request) -> Reply:
+        return Reply(200, sb.counts())
+
     @router.route("GET", r"/faults")
     def get_faults(req: Request) -> Reply:
         pending = [asdict(f) for f in sb.faults.pending_forced()]

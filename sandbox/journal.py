@@ -51,6 +51,12 @@ class Journal:
         with self._lock:
             self._entries.clear()
 
+    def counts(self) -> dict[str, int]:
+        """How many API requests arrived, and how many SMS were delivered: cheap to poll."""
+        with self._lock:
+            delivered = sum(1 for e in self._entries if e.processed and e.operation == "send_sms")
+            return {"requests": len(self._entries), "deliveries": delivered}
+
     def entries(
         self, *, operation: str | None = None, processed: bool | None = None
     ) -> list[dict[str, Any]]:

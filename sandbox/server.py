@@ -111,6 +111,9 @@ class Sandbox:
     ) -> list[dict[str, Any]]:
         return self._journal.entries(operation=operation, processed=processed)
 
+    def counts(self) -> dict[str, int]:
+        return self._journal.counts()
+
     def deliveries(self) -> list[dict[str, Any]]:
         return self.journal("send_sms", processed=True)
 

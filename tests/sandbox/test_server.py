@@ -109,3 +109,19 @@ def test_python_conveniences_match_http(sb: Sandbox, ctl) -> None:
     assert requests.post(f"{sb.sms_url}/sms/1234/2", json=body).json()["Code"] == "103"
     sb.reset()
     assert sb.journal() == [] and ctl("GET", "state/lists")["lists"][1]["list_secret"] is None
+
+
+def test_stats_count_requests_and_deliveries(sb: Sandbox) -> None:
+    requests.get(f"{sb.sms_url}/lists/1/listsecret", timeout=5)  # 401: a request, no delivery
+    secret = sb.create_list_secret(1)
+    body = {
+        "Content": "hi",
+        "ListGuid": GUIDS[1],
+        "ListSecret": secret,
+        "Recipient": "+393350000001",
+    }
+    requests.post(f"{sb.sms_url}/sms/1234/1", json=body, timeout=5)
+
+    stats = requests.get(f"{sb.control_url}/stats", timeout=5).json()
+
+    assert stats == {"requests": 2, "deliveries": 1}

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from worker.ledger import store
-from worker.ledger.db import connection
+from worker.ledger.db import single_statement
 from worker.ledger.models import Job
 from worker.settings import AccountSettings, Settings
 
@@ -61,7 +61,7 @@ class JobContext:
         sending it again.
         """
         if not self.called:
-            with connection(self.settings.ledger_url) as db:
+            with single_statement(self.settings.ledger_url) as db:
                 store.open_attempt(db, self.claim, worker=self.worker)
             self.called = True
 

@@ -22,7 +22,7 @@ from worker.jobs.base import JobContext, JobKind, Publish, Result
 from worker.jobs.registry import KINDS
 from worker.jobs.retry import backoff
 from worker.ledger import store
-from worker.ledger.db import connection
+from worker.ledger.db import connection, single_statement
 from worker.ledger.models import AttemptOutcome, JobStatus, utcnow
 from worker.mailup.errors import MailUpError
 from worker.ratelimit import RateLimiter
@@ -44,7 +44,7 @@ def worker_name() -> str:
 def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publish) -> str | None:
     """Run the job if it is ours to run; return the status it ended in (None: not ours)."""
     worker = worker_name()
-    with connection(settings.ledger_url) as db:
+    with single_statement(settings.ledger_url) as db:
         claim = store.claim(db, job_id, worker=worker, lease_seconds=settings.lease_seconds)
     if claim is None:
         log.debug("job %s is not claimable (running elsewhere, finished or not due)", job_id)

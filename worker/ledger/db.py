@@ -74,6 +74,22 @@ def connection(url: str) -> Iterator[Connection]:
         yield conn
 
 
+@contextmanager
+def single_statement(url: str) -> Iterator[Connection]:
+    """A connection for one statement that is atomic by itself (a claim, an insert).
+
+    On PostgreSQL it runs in autocommit, saving the BEGIN and COMMIT round trips; SQLite
+    keeps its explicit transaction (see _on_begin).
+    """
+    engine = engine_for(url)
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
+
+
 def dispose_all() -> None:
     """Drop this process's connections (after a fork, or when a test is done)."""
     for key in [k for k in _engines if k[0] == os.getpid()]:

@@ -3,11 +3,12 @@ the sweeper) can never both own a job, and a late writer never overwrites a newe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import JSON, Connection, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,25 +100,39 @@ def mark_unpublished(db: Executor, job_id: str) -> None:
     db.execute(update(Job).where(Job.id == job_id).values(published_at=None))
 
 
+# The worker's hot path runs these statements once per job: built once, with bind
+# parameters, they skip SQLAlchemy's per-call construction (half the cost of a call).
+_CLAIM = (
+    update(Job)
+    .where(
+        Job.id == bindparam("p_id"),
+        Job.status.in_(CLAIMABLE),
+        Job.run_after <= bindparam("p_due"),
+    )
+    .values(
+        status=JobStatus.RUNNING,
+        attempts=Job.attempts + 1,
+        worker=bindparam("p_worker"),
+        lease_expires_at=bindparam("p_lease"),
+        updated_at=bindparam("p_now"),
+    )
+    .returning(Job.kind, Job.account, Job.payload, Job.attempts, Job.priority)
+)
+
+
 def claim(db: Executor, job_id: str, *, worker: str, lease_seconds: float) -> Claim | None:
     """Take a due, claimable job: queued/retrying → running. None if it is not ours to run."""
     now = utcnow()
     row = db.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.status.in_(CLAIMABLE),
+        _CLAIM,
+        {
+            "p_id": job_id,
             # A little slack: a countdown set on another host may land a moment early.
-            Job.run_after <= now + timedelta(seconds=1),
-        )
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=Job.attempts + 1,
-            worker=worker,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            updated_at=now,
-        )
-        .returning(Job.kind, Job.account, Job.payload, Job.attempts, Job.priority)
+            "p_due": now + timedelta(seconds=1),
+            "p_worker": worker,
+            "p_lease": now + timedelta(seconds=lease_seconds),
+            "p_now": now,
+        },
     ).first()
     if row is None:
         return None
@@ -145,7 +160,24 @@ def release(db: Executor, claim: Claim, *, run_after: datetime) -> bool:
 
 def open_attempt(db: Executor, claim: Claim, *, worker: str) -> None:
     """Record, before the request leaves, that a MailUp call is being made."""
-    db.execute(insert(Attempt).values(job_id=claim.job_id, number=claim.number, worker=worker))
+    db.execute(
+        insert(Attempt),
+        {"job_id": claim.job_id, "number": claim.number, "worker": worker, "started_at": utcnow()},
+    )
+
+
+_CLOSE_ATTEMPT = (
+    update(Attempt)
+    .where(Attempt.job_id == bindparam("p_job_id"), Attempt.number == bindparam("p_number"))
+    .values(
+        outcome=bindparam("outcome"),
+        http_status=bindparam("http_status"),
+        mailup_code=bindparam("mailup_code"),
+        error=bindparam("error"),
+        finished_at=bindparam("finished_at"),
+        duration_ms=bindparam("duration_ms"),
+    )
+)
 
 
 def close_attempt(
@@ -169,21 +201,48 @@ def close_attempt(
         "finished_at": now,
         "duration_ms": int((now - started_at).total_seconds() * 1000),
     }
-    result = db.execute(
-        update(Attempt)
-        .where(Attempt.job_id == claim.job_id, Attempt.number == claim.number)
+    where = {"p_job_id": claim.job_id, "p_number": claim.number}
+    if not db.execute(_CLOSE_ATTEMPT, {**values, **where}).rowcount:  # type: ignore[attr-defined]
+        db.execute(
+            insert(Attempt),
+            {
+                "job_id": claim.job_id,
+                "number": claim.number,
+                "worker": worker,
+                "started_at": started_at,
+                **values,
+            },
+        )
+
+
+@functools.cache
+def _settle_statement(status: JobStatus, with_outcome: bool, publish: bool) -> Update:
+    values: dict[str, Any] = {
+        "status": status,
+        "worker": None,
+        "lease_expires_at": None,
+        "last_error_code": bindparam("p_error_code"),
+        "last_error": bindparam("p_error"),
+        "updated_at": bindparam("p_now"),
+    }
+    if with_outcome:
+        values["outcome"] = bindparam("p_outcome", type_=JSON)
+    if status == JobStatus.RETRYING:
+        values["run_after"] = bindparam("p_run_after")
+        # None hands publishing to the sweeper (a delay too long for a broker countdown).
+        values["published_at"] = bindparam("p_now") if publish else None
+        values["publish_count"] = Job.publish_count + (1 if publish else 0)
+    elif status != JobStatus.IN_DOUBT:
+        values["finished_at"] = bindparam("p_now")
+    return (
+        update(Job)
+        .where(
+            Job.id == bindparam("p_id"),
+            Job.attempts == bindparam("p_number"),
+            Job.status.in_((JobStatus.RUNNING, JobStatus.IN_DOUBT)),
+        )
         .values(**values)
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        db.execute(
-            insert(Attempt).values(
-                job_id=claim.job_id,
-                number=claim.number,
-                worker=worker,
-                started_at=started_at,
-                **values,
-            )
-        )
 
 
 def settle(
@@ -203,33 +262,17 @@ def settle(
     answer: the real outcome is better than doubt.
     """
     now = utcnow()
-    values: dict[str, Any] = {
-        "status": status,
-        "worker": None,
-        "lease_expires_at": None,
-        "last_error_code": error_code,
-        "last_error": error,
-        "updated_at": now,
+    statement = _settle_statement(status, outcome is not None, publish)
+    params = {
+        "p_id": claim.job_id,
+        "p_number": claim.number,
+        "p_error_code": error_code,
+        "p_error": error,
+        "p_now": now,
+        "p_outcome": outcome,
+        "p_run_after": run_after or now,
     }
-    if outcome is not None:
-        values["outcome"] = outcome
-    if status == JobStatus.RETRYING:
-        values["run_after"] = run_after or now
-        # None hands publishing to the sweeper (a delay too long for a broker countdown).
-        values["published_at"] = now if publish else None
-        values["publish_count"] = Job.publish_count + 1 if publish else Job.publish_count
-    elif status != JobStatus.IN_DOUBT:
-        values["finished_at"] = now
-    result = db.execute(
-        update(Job)
-        .where(
-            Job.id == claim.job_id,
-            Job.attempts == claim.number,
-            Job.status.in_((JobStatus.RUNNING, JobStatus.IN_DOUBT)),
-        )
-        .values(**values)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(db.execute(statement, params).rowcount)  # type: ignore[attr-defined]
 
 
 # --- the sweeper's side -------------------------------------------------------------------
