@@ -304,23 +304,16 @@ def recover(db: Executor, job_id: str, number: int) -> JobStatus | None:
             error="the worker stopped during the MailUp call; its outcome is unknown",
         )
     ).rowcount  # type: ignore[attr-defined]
+    values: dict[str, Any]
     if called:
-        status, values = (
-            JobStatus.IN_DOUBT,
-            {
-                "last_error_code": "worker_lost",
-                "last_error": "the worker stopped during the MailUp call; check before resending",
-            },
-        )
+        status = JobStatus.IN_DOUBT
+        values = {
+            "last_error_code": "worker_lost",
+            "last_error": "the worker stopped during the MailUp call; check before resending",
+        }
     else:
-        status, values = (
-            JobStatus.QUEUED,
-            {
-                "attempts": Job.attempts - 1,
-                "run_after": now,
-                "published_at": None,
-            },
-        )
+        status = JobStatus.QUEUED
+        values = {"attempts": Job.attempts - 1, "run_after": now, "published_at": None}
     moved = db.execute(
         update(Job)
         .where(

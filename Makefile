@@ -1,0 +1,26 @@
+# The two commands a newcomer types: `make demo` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench
+
+$(BIN)/mailup-jobs: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	touch $@
+
+# The whole system on embedded defaults: sandbox as MailUp, SQLite ledger, filesystem broker.
+demo: $(BIN)/mailup-jobs
+	$(BIN)/mailup-jobs demo
+
+lint: $(BIN)/mailup-jobs
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Lint, type-check, then every test (needs Redis and PostgreSQL: see README).
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/mailup-jobs
+	$(BIN)/python -m bench.throughput
