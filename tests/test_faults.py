@@ -141,7 +141,7 @@ def test_a_failing_mailup_gets_each_job_a_clear_ending(
     jobs = _enqueue(150)
     doomed = {
         send_sms(list_id=1, recipient=r, content="x"): r
-        for r in ["+393330000666", "+12025550100", "+12025550101"]
+        for r in ["+393330000666"] + [f"+120255501{n:02d}" for n in range(11)]
     }
     jobs.update(doomed)
     spawn("beat")
@@ -149,15 +149,21 @@ def test_a_failing_mailup_gets_each_job_a_clear_ending(
 
     final = _wait_until_final(list(jobs), timeout=300)
 
-    # Then permanent answers were tried exactly once and failed with their code
+    # Then permanent answers were tried exactly once and failed with their code (unless the
+    # answer itself was dropped: then nobody knows what MailUp said, and the job is in doubt)
+    failed = 0
     for job_id in doomed:
         row = job(job_id)
+        outcomes = [a["outcome"] for a in row["attempts"]]
+        assert set(outcomes[:-1]) <= {"transient"}  # faults first, if any
+        if row["status"] == "in_doubt":
+            assert outcomes[-1] == "in_doubt"
+            continue
+        failed += 1
         assert row["status"] == "failed"
         assert row["last_error_code"] in {"204", "206"}
-        outcomes = [a["outcome"] for a in row["attempts"]]
-        # (a fault may come first; once MailUp says "permanent", nothing follows)
-        assert outcomes[-1] == "permanent" and outcomes.count("permanent") == 1
-        assert set(outcomes[:-1]) <= {"transient"}
+        assert outcomes[-1] == "permanent"
+    assert failed >= len(doomed) // 2
     # and every other job succeeded, gave up with its code, or is in doubt
     counts = Counter(final.values())
     print(f"\nfinal statuses under faults: {dict(counts)}")
