@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         # gives it back. Duplicates are harmless: the ledger claim runs a job once.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
+        worker_prefetch_multiplier=settings.worker_prefetch,
         worker_concurrency=settings.worker_concurrency,
         # Flower reads these events.
         worker_send_task_events=True,

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     lease_margin: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_LEASE_MARGIN")
 
     worker_concurrency: int = Field(default=4, ge=1, alias="MAILUP_JOBS_CONCURRENCY")
+    # Messages each worker process reserves ahead; with acks_late a crash returns them.
+    worker_prefetch: int = Field(default=1, ge=1, alias="MAILUP_JOBS_PREFETCH")
     log_level: str = Field(default="INFO", alias="MAILUP_JOBS_LOG_LEVEL")
 
     @field_validator("database_url", "broker_url")

@@ -12,11 +12,12 @@ from worker.jobs import list_credentials
 from worker.jobs.base import JobContext, JobKind, Payload, Result
 from worker.jobs.clients import sms_client
 from worker.jobs.fields import ListId, PhoneNumber, SmsSender
-from worker.ledger.models import Job, SmsDelivery
+from worker.ledger.models import Job, SmsDelivery, utcnow
 from worker.mailup.errors import PermanentError, TransientError
 from worker.mailup.sms import SMS_MAX_CHARS, SmsMessage
 
 LIST_SECRET_INVALID = "103"
+_INSERT_DELIVERY = insert(SmsDelivery)
 
 
 class SendSms(Payload):
@@ -65,20 +66,21 @@ def execute(context: JobContext, payload: SendSms) -> Result:
         if exc.code == LIST_SECRET_INVALID:
             _raise_if_rotated(context, payload.list_id, list_guid, secret, exc)
         raise
-    delivery = insert(SmsDelivery).values(
-        job_id=context.claim.job_id,
-        account=account,
-        list_id=payload.list_id,
-        recipient=payload.recipient,
-        campaign_code=payload.campaign_code,
-        delivery_id=sent.delivery_id,
-        cost=sent.cost,
-        truncated=payload.truncated,
-        statistics_unavailable=sent.statistics_unavailable,
-    )
+    delivery = {
+        "job_id": context.claim.job_id,
+        "account": account,
+        "list_id": payload.list_id,
+        "recipient": payload.recipient,
+        "campaign_code": payload.campaign_code,
+        "delivery_id": sent.delivery_id,
+        "cost": sent.cost,
+        "truncated": payload.truncated,
+        "statistics_unavailable": sent.statistics_unavailable,
+        "sent_at": utcnow(),
+    }
     return Result(
         outcome=None,
-        record=lambda db: db.execute(delivery),
+        record=lambda db: db.execute(_INSERT_DELIVERY, delivery),
         http_status=sent.http_status,
         code=sent.code,
     )

@@ -3,9 +3,11 @@ translation of network failures into transient (never left) or ambiguous (may ha
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -22,8 +24,20 @@ def session() -> requests.Session:
     if _session is None or _session_pid != os.getpid():
         _session = requests.Session()
         _session.headers["User-Agent"] = "mailup-jobs"
+        # requests would re-read the whole environment for proxies on every request; the
+        # environment is read once here and in _proxies instead.
+        _session.trust_env = False
+        _session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE", True
+        )
         _session_pid = os.getpid()
     return _session
+
+
+@functools.cache
+def _proxies(origin: str) -> dict[str, str]:
+    """HTTP(S)_PROXY for this origin, unless NO_PROXY exempts it."""
+    return dict(requests.utils.get_environ_proxies(origin))
 
 
 @dataclass(frozen=True)
@@ -64,7 +78,11 @@ def call(
     """
     try:
         response = session().request(
-            method, url, timeout=(timeouts.connect, timeouts.read), **kwargs
+            method,
+            url,
+            timeout=(timeouts.connect, timeouts.read),
+            proxies=_proxies(_origin(url)),
+            **kwargs,
         )
     except requests.ConnectionError as exc:
         if _never_left(exc):
@@ -93,6 +111,11 @@ def call(
         code=code,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
     )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
