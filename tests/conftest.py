@@ -66,7 +66,7 @@ def postgres_server() -> str:
 def postgres_ledger(postgres_server: str) -> Iterator[str]:
     """A fresh, migrated schema of its own on the test PostgreSQL."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(postgres_server)
+    admin = sqlalchemy.create_engine(postgres_server, pool_pre_ping=True)
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     url = f"{postgres_server}?options=-csearch_path%3D{schema}"

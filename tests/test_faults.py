@@ -6,6 +6,9 @@ sent twice — checked against the sandbox's journal of what MailUp received.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +20,7 @@ from producers import send_sms
 from sandbox.server import Sandbox
 from tests.conftest import Env, Process, wait_for
 from tests.helpers import job, statuses
+from worker.ledger.db import dispose_all
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +127,42 @@ def test_a_flushed_broker_loses_no_job(
 
     # Then the sweeper re-publishes from the ledger and every job is sent exactly once
     final = _wait_until_final(list(jobs), timeout=180)
+    assert set(final.values()) == {"succeeded"}, Counter(final.values())
+    _assert_sent_at_most_once(sandbox, jobs, final)
+    assert len(sandbox.deliveries()) == 200
+
+
+def _restart_postgres() -> None:
+    if os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
+        pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster")
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_a_database_restart_loses_no_job(
+    env: Env,
+    fast_recovery: str,
+    sandbox: Sandbox,
+    list_secret: str,
+    spawn: Callable[..., Process],
+) -> None:
+    # Given 200 jobs in flight on PostgreSQL
+    sandbox.set_faults(latency_ms=20)
+    jobs = _enqueue(200)
+    spawn("beat")
+    spawn("worker", "-c", "4")
+    wait_for(lambda: len(sandbox.deliveries()) >= 30, 60, "some progress")
+
+    # When PostgreSQL restarts under the workers (every pooled connection dies)
+    _restart_postgres()
+    dispose_all()  # this test's own connections died too
+
+    # Then every job is still sent, exactly once
+    final = _wait_until_final(list(jobs), timeout=300)
     assert set(final.values()) == {"succeeded"}, Counter(final.values())
     _assert_sent_at_most_once(sandbox, jobs, final)
     assert len(sandbox.deliveries()) == 200

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
+
 from producers import send_sms
 from sandbox.server import Sandbox
 from tests.conftest import Env
@@ -192,3 +194,26 @@ def test_a_job_waits_for_the_account_rate(sandbox: Sandbox, list_secret: str, en
     assert countdown is not None and 9 <= countdown <= 20.5
     assert utcnow() - before < timedelta(seconds=3)
     assert len(sandbox.deliveries()) == 1
+
+
+def test_a_database_error_before_the_call_retries_without_sending(
+    sandbox: Sandbox, list_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from worker.ledger import store
+
+    real_open_attempt = store.open_attempt
+
+    def database_gone(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(store, "open_attempt", database_gone)
+    job_id = _sms()
+
+    assert run_once(job_id) == "retrying"  # not failed: MailUp was never called
+    assert sandbox.journal(operation="send_sms") == []
+    monkeypatch.setattr(store, "open_attempt", real_open_attempt)
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+    assert [a["mailup_code"] for a in job(job_id)["attempts"]] == [None, "0"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 
+from celery import Task
+from sqlalchemy.exc import OperationalError
+
 from worker import sweeper
 from worker.app import app
 from worker.jobs import runner
@@ -18,9 +21,14 @@ def _limiter() -> RateLimiter:
     return limiter_for(settings.broker_url, settings.ledger_url)
 
 
-@app.task(name=RUN_JOB)
-def run_job(job_id: str) -> str | None:
-    return runner.run(job_id, settings=get_settings(), limiter=_limiter(), publish=publish)
+@app.task(name=RUN_JOB, bind=True, max_retries=None)
+def run_job(self: Task, job_id: str) -> str | None:
+    try:
+        return runner.run(job_id, settings=get_settings(), limiter=_limiter(), publish=publish)
+    except OperationalError as exc:
+        # The ledger is unreachable (a restart drops pooled connections): try again soon
+        # rather than wait for the sweeper. The claim makes the extra message harmless.
+        raise self.retry(countdown=2, exc=exc) from None
 
 
 @app.task(name="mailup_jobs.sweep")

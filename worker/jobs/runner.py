@@ -64,6 +64,12 @@ def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publi
     except (ConfigurationError, ValidationError) as exc:
         # Nothing a retry can mend: the operator fixes the setting, then re-queues.
         return _finish(context, started, JobStatus.FAILED, code="configuration", error=str(exc))
+    except OperationalError as exc:
+        if context.called:
+            raise  # the outcome write is what failed; _record already waited for the database
+        # The database went away before MailUp was called: nothing was sent, try again.
+        log.warning("job %s: ledger unreachable before the call (%s)", job_id, type(exc).__name__)
+        return _retry(context, started, publish, code="database", error=type(exc).__name__)
     except Exception as exc:
         log.exception("job %s: unexpected error", job_id)
         status = JobStatus.IN_DOUBT if context.called else JobStatus.FAILED
@@ -127,17 +133,33 @@ def _failed_call(context: JobContext, exc: MailUpError, started: datetime, publi
             exc=exc,
             error=f"gave up after {claim.number} attempts: {exc.message}",
         )
+    return _retry(context, started, publish, exc=exc)
+
+
+def _retry(
+    context: JobContext,
+    started: datetime,
+    publish: Publish,
+    *,
+    exc: MailUpError | None = None,
+    code: str | None = None,
+    error: str | None = None,
+) -> str:
+    """Schedule the next attempt after a full-jitter backoff (at least Retry-After)."""
+    claim, settings = context.claim, context.settings
     delay = backoff(
         claim.number,
         base=settings.backoff_base,
         cap=settings.backoff_cap,
-        retry_after=exc.retry_after,
+        retry_after=exc.retry_after if exc else None,
     )
     _finish(
         context,
         started,
         JobStatus.RETRYING,
         exc=exc,
+        code=code,
+        error=error,
         run_after=utcnow() + timedelta(seconds=delay),
         publish=delay <= MAX_COUNTDOWN,
     )
@@ -176,7 +198,7 @@ def _finish(
             outcome=_ATTEMPT_OUTCOME[status],
             started_at=started,
             http_status=exc.http_status if exc else None,
-            code=exc.code if exc else code,
+            code=exc.code if exc else None,  # MailUp's code only; ours is on the job
             error=error,
         )
         store.settle(
