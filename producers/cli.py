@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +16,14 @@ from worker.errors import ConfigurationError
 # How the CLI spells the API's field names, so an error names the option that was typed.
 OPTION_FOR_FIELD = {
     "recipient": "--to",
+    "to": "--to",
+    "cc": "--cc",
+    "bcc": "--bcc",
+    "subject": "--subject",
+    "reply_to": "--reply-to",
+    "attachments": "--attach",
+    "embedded_images": "--embed",
+    "html": "--html-file",
     "content": "--content",
     "template_id": "--template-id",
     "campaign_code": "--campaign-code",
@@ -120,14 +129,18 @@ def _fields(values: tuple[str, ...]) -> dict[str, str]:
     return fields
 
 
-def _submit(call: Any, **kwargs: Any) -> None:
+# Email calls its From "sender", like SMS's --sender: the email commands say which is meant.
+EMAIL_OPTIONS = {**OPTION_FOR_FIELD, "sender": "--from"}
+
+
+def _submit(call: Any, options: dict[str, str] = OPTION_FOR_FIELD, **kwargs: Any) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             job_id = call(**kwargs)
         except InvalidJob as exc:
             for field, reason in exc.errors.items():
-                option = OPTION_FOR_FIELD.get(field.split(".")[0], field)
+                option = options.get(field.split(".")[0], field)
                 click.echo(f"invalid {option}: {reason}", err=True)
             sys.exit(2)
     for warning in caught:
@@ -175,6 +188,110 @@ def enqueue_list_secret(operation: str, **kwargs: Any) -> None:
     from producers.enqueue import manage_list_secret
 
     _submit(manage_list_secret, operation=operation, **kwargs)
+
+
+def _addressing(func: Any) -> Any:
+    """Options shared by `enqueue email` and `enqueue template`."""
+    options = [
+        click.option("--from", "sender", required=True, help='"Name <address>" or an address.'),
+        click.option("--to", "to", multiple=True, help="A recipient (repeatable)."),
+        click.option("--cc", "cc", multiple=True),
+        click.option("--bcc", "bcc", multiple=True),
+        click.option("--reply-to"),
+        click.option(
+            "--attach",
+            "attach",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False),
+            help="A file to attach (repeatable).",
+        ),
+        click.option(
+            "--embed",
+            "embed",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False),
+            help="An image to embed, as cid:FILENAME (repeatable).",
+        ),
+        click.option("--campaign-code"),
+        click.option("--campaign-name"),
+        click.option("--field", "fields", multiple=True, help="A merge tag: NAME=VALUE."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return _common(func)
+
+
+def _files(paths: tuple[str, ...]) -> list[Any]:
+    from producers.email import Attachment
+
+    return [Attachment(Path(p).name, Path(p).read_bytes()) for p in paths]
+
+
+@enqueue.command("email")
+@click.option("--subject", required=True)
+@click.option("--html-file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--text-file", type=click.Path(exists=True, dir_okay=False))
+@_addressing
+def enqueue_email(
+    html_file: str | None,
+    text_file: str | None,
+    attach: tuple[str, ...],
+    embed: tuple[str, ...],
+    fields: tuple[str, ...],
+    **kwargs: Any,
+) -> None:
+    """Queue one transactional email (SendMessage)."""
+    from producers.email import send_email
+
+    _submit(
+        send_email,
+        EMAIL_OPTIONS,
+        html=Path(html_file).read_text() if html_file else None,
+        text=Path(text_file).read_text() if text_file else None,
+        attachments=_files(attach),
+        embedded_images=_files(embed),
+        dynamic_fields=_fields(fields),
+        **kwargs,
+    )
+
+
+@enqueue.command("template")
+@click.option("--template-id", required=True, type=int)
+@click.option("--subject", default="")
+@_addressing
+def enqueue_template(
+    attach: tuple[str, ...], embed: tuple[str, ...], fields: tuple[str, ...], **kwargs: Any
+) -> None:
+    """Queue one transactional email from a MailUp template (SendTemplate)."""
+    from producers.email import send_email_template
+
+    _submit(
+        send_email_template,
+        EMAIL_OPTIONS,
+        attachments=_files(attach),
+        embedded_images=_files(embed),
+        dynamic_fields=_fields(fields),
+        **kwargs,
+    )
+
+
+@cli.group()
+def accounts() -> None:
+    """An account's paused channels."""
+
+
+@accounts.command("resume")
+@click.option("--account", default="default", show_default=True)
+@click.option("--channel", default="email", show_default=True, type=click.Choice(["email", "sms"]))
+def accounts_resume(account: str, channel: str) -> None:
+    """Clear a pause (e.g. after fixing a blocked SMTP+ user); waiting jobs run again."""
+    from worker.jobs import pauses
+    from worker.jobs.registry import KINDS
+    from worker.settings import get_settings
+
+    kinds = [name for name, kind in KINDS.items() if kind.channel == channel]
+    if not pauses.clear(get_settings(), account, channel, kinds):
+        click.echo(f"{channel} of account {account} was not paused", err=True)
 
 
 @cli.group()

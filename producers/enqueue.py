@@ -9,9 +9,11 @@ job to the ledger, publishes its id, and returns that id.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from producers.errors import ContentTruncatedWarning, InvalidJob
 from worker.errors import ConfigurationError
@@ -49,7 +51,7 @@ def send_sms(
         InvalidJob: naming the field (recipient without international prefix, sender not
             1–11 letters/digits, both or neither of content and template_id, …).
     """
-    payload = _validate(
+    payload = validate(
         SendSms,
         list_id=list_id,
         recipient=recipient,
@@ -83,7 +85,7 @@ def manage_list_secret(
 
     The secret itself never passes through here: the worker stores it, encrypted.
     """
-    payload = _validate(ManageListSecret, operation=operation, list_id=list_id, list_guid=list_guid)
+    payload = validate(ManageListSecret, operation=operation, list_id=list_id, list_guid=list_guid)
     if operation != "read" and payload.list_guid is None and not _known_guid(account, list_id):
         raise InvalidJob({"list_guid": f"is required to {operation} a ListSecret of this list"})
     return enqueue(
@@ -97,12 +99,17 @@ def enqueue(
     account: str = DEFAULT_ACCOUNT,
     priority: int = 5,
     idempotency_key: str | None = None,
+    *,
+    beside: Callable[[Session, str], None] | None = None,
 ) -> str:
-    """Queue a job of any registered kind; the specific functions above are friendlier."""
+    """Queue a job of any registered kind; the specific functions are friendlier.
+
+    ``beside(session, job_id)`` adds rows that belong to a new job in the same transaction.
+    """
     settings = get_settings()
     if kind not in KINDS:
         raise InvalidJob({"kind": f"unknown job kind; known: {', '.join(sorted(KINDS))}"})
-    data = _validate(KINDS[kind].payload, **payload).model_dump(mode="json")
+    data = validate(KINDS[kind].payload, **payload).model_dump(mode="json")
     try:
         settings.account(account)
     except ConfigurationError as exc:
@@ -121,6 +128,8 @@ def enqueue(
                 priority=priority,
                 idempotency_key=idempotency_key,
             )
+            if created and beside is not None:
+                beside(session, job.id)
     except store.IdempotencyConflict as exc:
         raise InvalidJob({"idempotency_key": str(exc)}) from None
     if created and not publish(job.id, priority, None):
@@ -129,9 +138,10 @@ def enqueue(
     return job.id
 
 
-def _validate(model: type[P], **fields: Any) -> P:
+def validate(model: type[P], **fields: Any) -> P:
+    """The payload, or InvalidJob naming each bad field."""
     try:
-        return model.model_validate(fields)
+        return model.modelvalidate(fields)
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for error in exc.errors():

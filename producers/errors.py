@@ -14,3 +14,7 @@ class InvalidJob(ValueError):
 
 class ContentTruncatedWarning(UserWarning):
     """The SMS text is longer than MailUp sends (670 characters): it will be truncated."""
+
+
+class MergeTagCaseWarning(UserWarning):
+    """A merge tag with capital letters: MailUp replaces only lowercase ones in templates."""

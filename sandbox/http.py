@@ -4,6 +4,8 @@ the stdlib server/handler that turns sockets into ``Request`` objects for ``Sand
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import re
@@ -48,6 +50,22 @@ class Request:
             raise ValueError("empty body")
         return json.loads(self.body)
 
+    def form(self) -> dict[str, str]:
+        """The body parsed as ``application/x-www-form-urlencoded`` (last value wins)."""
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    def basic_credentials(self) -> tuple[str, str] | None:
+        """(user, password) from an ``Authorization: Basic`` header; None if absent or garbled."""
+        scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, _, password = decoded.partition(":")
+        return user, password
+
 
 Handler = Callable[[Request], Reply]
 
@@ -59,6 +77,12 @@ class Route:
     handler: Handler
     operation: str = ""
     allows_301: bool = False
+    # Names the operation from the request itself, when one URL hosts several (OAuth grants);
+    # the pipeline calls it before deciding faults, so forced answers can target it.
+    operation_of: Callable[[Request], str] | None = None
+
+    def operation_for(self, req: Request) -> str:
+        return self.operation if self.operation_of is None else self.operation_of(req)
 
 
 class Router:
@@ -69,11 +93,17 @@ class Router:
         self.routes: list[Route] = []
 
     def route(
-        self, method: str, pattern: str, operation: str = "", *, allows_301: bool = False
+        self,
+        method: str,
+        pattern: str,
+        operation: str = "",
+        *,
+        allows_301: bool = False,
+        operation_of: Callable[[Request], str] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             regex = re.compile(re.escape(self.prefix) + pattern, re.IGNORECASE)
-            self.routes.append(Route(method, regex, handler, operation, allows_301))
+            self.routes.append(Route(method, regex, handler, operation, allows_301, operation_of))
             return handler
 
         return register
@@ -95,15 +125,22 @@ class ApiFamily(Router):
         prefix: str,
         error_body: Callable[[str, str], Any],
         descriptions: Mapping[str, str],
+        *,
+        code_field: str = "Code",
+        server_error_code: str = "300",
     ) -> None:
         super().__init__(prefix)
         self.name = name
         self.error_body = error_body  # (code, description) -> body, for faults and forced answers
         self.descriptions = descriptions  # documented text per application code
+        self.code_field = code_field  # where a reply body carries its code, for the journal
+        self.server_error_code = server_error_code  # the code of the "error" fault's HTTP 500
 
     def code_of(self, body: Any) -> str | None:
         """The application code of a reply body, for the journal."""
-        return str(body["Code"]) if isinstance(body, dict) and "Code" in body else None
+        if isinstance(body, dict) and body.get(self.code_field) is not None:
+            return str(body[self.code_field])
+        return None
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):

@@ -5,7 +5,13 @@ import random
 import pytest
 
 from worker.jobs.retry import backoff
-from worker.mailup.errors import PermanentError, TransientError, classify, parse_retry_after
+from worker.mailup.errors import (
+    SMS_SENT_CODES,
+    PermanentError,
+    TransientError,
+    classify,
+    parse_retry_after,
+)
 
 SMS_PERMANENT = [(400, str(c)) for c in range(100, 108)] + [(403, str(c)) for c in range(201, 208)]
 
@@ -23,8 +29,21 @@ def test_server_side_failures_and_throttling_are_transient(status: int, code: st
 
 
 @pytest.mark.parametrize("code", ["0", "301"])
-def test_sent_answers_are_success(code: str) -> None:
-    assert classify(200, code) is None
+def test_sent_sms_answers_are_success(code: str) -> None:
+    assert classify(200, code, SMS_SENT_CODES) is None
+
+
+def test_301_means_sent_only_for_sms() -> None:
+    assert classify(200, "301") is PermanentError
+
+
+@pytest.mark.parametrize("code", [str(c) for c in range(101, 113)])
+def test_documented_email_errors_are_permanent(code: str) -> None:
+    assert classify(403, code) is PermanentError
+
+
+def test_email_operation_failed_is_permanent() -> None:
+    assert classify(400, "1") is PermanentError
 
 
 def test_an_undocumented_error_code_on_200_is_not_retried() -> None:

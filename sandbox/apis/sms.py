@@ -14,8 +14,6 @@ a 301 answer has ``State: "DONE"``, since the SMS went out.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 import uuid
@@ -139,15 +137,11 @@ def _authorized_list(req: Request, state: SandboxState) -> MailingList:
 
 def _basic_auth(req: Request, state: SandboxState) -> Account:
     denied = SmsError(401, "250", {"WWW-Authenticate": 'Basic realm="MailUp SMS"'})
-    scheme, _, encoded = req.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
+    credentials = req.basic_credentials()
+    if credentials is None:
         raise denied
-    try:
-        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise denied from None
-    account = state.account_by_username(username)
-    if account is None or account.password != password:
+    account = state.account_by_username(credentials[0])
+    if account is None or account.password != credentials[1]:
         raise denied
     return account
 

@@ -9,7 +9,8 @@ from worker.mailup.sms import SmsClient
 from worker.settings import DEFAULT_ACCOUNT, Settings
 
 
-def _variable(account: str, field: str) -> str:
+def variable(account: str, field: str) -> str:
+    """The environment variable that holds ``field`` of ``account``."""
     if account == DEFAULT_ACCOUNT:
         return f"MAILUP_{field.upper()}"
     return f"MAILUP_JOBS_ACCOUNTS[{account!r}].{field}"
@@ -23,7 +24,7 @@ def sms_client(settings: Settings, account: str) -> SmsClient:
         ("password", config.password.get_secret_value()),
     ):
         if not value:
-            raise ConfigurationError(f"{_variable(account, field)} is not set")
+            raise ConfigurationError(f"{variable(account, field)} is not set")
     assert config.account_id is not None
     return SmsClient(
         settings.sms_url,

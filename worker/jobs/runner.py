@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from worker.errors import ConfigurationError
+from worker.jobs import pauses
 from worker.jobs.base import JobContext, JobKind, Publish, Result
 from worker.jobs.registry import KINDS
 from worker.jobs.retry import backoff
@@ -55,10 +56,13 @@ def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publi
     try:
         if kind is None:
             raise ConfigurationError(f"this worker does not know job kind {claim.kind!r}")
-        wait = _throttle(kind, context, limiter)
-        if wait:
-            return _release(context, wait, publish)
+        later = _gate(kind, context, limiter)
+        if later:
+            return _release(context, later, publish)
         result = kind.execute(context, kind.payload.model_validate(claim.payload))
+    except pauses.ChannelPaused as paused:
+        # Not the job's fault: it waits for the account, then runs again.
+        return _retry_at(context, started, publish, paused.resume_at, paused.error, paused.reason)
     except MailUpError as exc:
         return _failed_call(context, exc, started, publish)
     except (ConfigurationError, ValidationError) as exc:
@@ -77,26 +81,32 @@ def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publi
     return _succeeded(context, result, started)
 
 
-def _throttle(kind: JobKind, context: JobContext, limiter: RateLimiter) -> float:
-    """Wait for the account's send rate; the seconds still to wait if too long to sleep."""
+def _gate(kind: JobKind, context: JobContext, limiter: RateLimiter) -> datetime | None:
+    """When the job may run, if not now: its channel is paused, or the send rate is spent."""
     if kind.channel is None:
-        return 0.0
+        return None
+    settings, account = context.settings, context.claim.account
+    paused_until = pauses.resume_at(settings, account, kind.channel)
+    if paused_until:
+        # A little jitter so the waiting jobs do not all come back in the same second.
+        return paused_until + timedelta(seconds=random.uniform(0, 30))
     per_hour: int = getattr(context.account, f"{kind.channel}_per_hour")
     if not per_hour:
-        return 0.0
-    key = f"{context.claim.account}:{kind.channel}"
+        return None
+    key = f"{account}:{kind.channel}"
     while (wait := limiter.try_acquire(key, per_hour)) and wait <= MAX_THROTTLE_SLEEP:
         time.sleep(wait)
-    return wait
-
-
-def _release(context: JobContext, wait: float, publish: Publish) -> str:
+    if not wait:
+        return None
     # Jitter spreads the jobs that all hit the limit at once over the coming window.
-    delay = wait + random.uniform(0, wait)
-    run_after = utcnow() + timedelta(seconds=delay)
+    return utcnow() + timedelta(seconds=wait + random.uniform(0, wait))
+
+
+def _release(context: JobContext, run_after: datetime, publish: Publish) -> str:
     _record(context, lambda db: store.release(db, context.claim, run_after=run_after))
+    delay = (run_after - utcnow()).total_seconds()
     if delay <= MAX_COUNTDOWN:
-        publish(context.claim.job_id, context.claim.priority, delay)
+        publish(context.claim.job_id, context.claim.priority, max(delay, 0))
     return JobStatus.QUEUED
 
 
@@ -153,6 +163,22 @@ def _retry(
         cap=settings.backoff_cap,
         retry_after=exc.retry_after if exc else None,
     )
+    run_after = utcnow() + timedelta(seconds=delay)
+    return _retry_at(context, started, publish, run_after, exc, error, code)
+
+
+def _retry_at(
+    context: JobContext,
+    started: datetime,
+    publish: Publish,
+    run_after: datetime,
+    exc: MailUpError | None,
+    error: str | None = None,
+    code: str | None = None,
+) -> str:
+    # Broker countdowns stay short; a later due time is published by the sweeper.
+    delay = (run_after - utcnow()).total_seconds()
+    soon = delay <= MAX_COUNTDOWN
     _finish(
         context,
         started,
@@ -160,11 +186,11 @@ def _retry(
         exc=exc,
         code=code,
         error=error,
-        run_after=utcnow() + timedelta(seconds=delay),
-        publish=delay <= MAX_COUNTDOWN,
+        run_after=run_after,
+        publish=soon,
     )
-    if delay <= MAX_COUNTDOWN:
-        publish(claim.job_id, claim.priority, delay)
+    if soon:
+        publish(context.claim.job_id, context.claim.priority, max(delay, 0))
     return JobStatus.RETRYING
 
 

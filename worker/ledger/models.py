@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -179,3 +180,66 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     # The theoretical arrival time of the next send, in epoch seconds.
     tat: Mapped[float] = mapped_column(Float)
+
+
+class EmailRecipient(Base):
+    """Who an email job is addressed to: "what did we send to x@y, when, with what result"."""
+
+    __tablename__ = "email_recipients"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(3))  # to, cc, bcc
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+
+
+class JobPart(Base):
+    """An attachment or embedded image: bytes stay in the ledger, out of payloads and broker."""
+
+    __tablename__ = "job_parts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(10), primary_key=True)  # attachment, embedded
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_id: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ChannelPause(Base):
+    """An account's channel that cannot send until ``until`` (None: until an operator clears it)."""
+
+    __tablename__ = "channel_pauses"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SmtpUserStatus(Base):
+    """What ListUserInfo last said of an SMTP+ user."""
+
+    __tablename__ = "smtp_user_status"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    is_enabled: Mapped[bool | None] = mapped_column(Boolean)
+    admin_block: Mapped[bool | None] = mapped_column(Boolean)
+    block_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OAuthToken(Base):
+    """The console OAuth2 token an account's workers share when no Redis is configured."""
+
+    __tablename__ = "oauth_tokens"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Fernet-encrypted JSON of access token, refresh token and expiry.
+    token_encrypted: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

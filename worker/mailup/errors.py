@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+SUCCESS_CODES = frozenset({"0"})
 # SMS answers that mean "sent": 301 is sent and charged, but DeliveryId is 0.
 SMS_SENT_CODES = frozenset({"0", "301"})
 SMS_SENT_WITHOUT_STATISTICS = "301"
+# Transactional email: the SMTP+ user cannot send (not enabled, blocked, blocked until a
+# date, deleted). Every job of the account would fail the same way until that changes.
+SMTP_USER_CANNOT_SEND = frozenset({"103", "104", "105", "112"})
 # Application codes that MailUp answers with HTTP 500: a server-side failure, worth a retry.
 TRANSIENT_CODES = frozenset({"300", "302"})
 
@@ -57,13 +61,15 @@ class AmbiguousError(MailUpError):
     outcome_unknown = True
 
 
-def classify(http_status: int, code: str | None) -> type[MailUpError] | None:
+def classify(
+    http_status: int, code: str | None, success_codes: frozenset[str] = SUCCESS_CODES
+) -> type[MailUpError] | None:
     """Map an HTTP status and MailUp application code to an error class (None: success)."""
     if http_status == 429 or http_status >= 500 or code in TRANSIENT_CODES:
         return TransientError
     if http_status >= 400:
         return PermanentError
-    if code is not None and code not in SMS_SENT_CODES:
+    if code is not None and code not in success_codes:
         return PermanentError
     return None
 

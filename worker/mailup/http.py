@@ -12,7 +12,13 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from worker.mailup.errors import AmbiguousError, TransientError, classify, parse_retry_after
+from worker.mailup.errors import (
+    SUCCESS_CODES,
+    AmbiguousError,
+    TransientError,
+    classify,
+    parse_retry_after,
+)
 
 _session: requests.Session | None = None
 _session_pid: int | None = None
@@ -70,6 +76,7 @@ def call(
     operation: str,
     timeouts: Timeouts,
     idempotent: bool,
+    success_codes: frozenset[str] = SUCCESS_CODES,
     **kwargs: Any,
 ) -> Reply:
     """Make one HTTP call and return the parsed success, or raise a classified MailUpError.
@@ -99,7 +106,7 @@ def call(
     body = _json(response)
     code = body.get("Code")
     code = None if code is None else str(code)
-    error = classify(response.status_code, code)
+    error = classify(response.status_code, code, success_codes)
     if error is None:
         return Reply(response.status_code, code, body)
     description = str(body.get("Description") or body.get("Message") or response.reason or "")

@@ -11,7 +11,7 @@ from typing import Any
 
 from requests.auth import HTTPBasicAuth
 
-from worker.mailup.errors import SMS_SENT_WITHOUT_STATISTICS
+from worker.mailup.errors import SMS_SENT_CODES, SMS_SENT_WITHOUT_STATISTICS
 from worker.mailup.http import Reply, Timeouts, call
 
 # Past this many characters MailUp's sending engine truncates the text.
@@ -89,6 +89,7 @@ class SmsClient:
             operation="send SMS",
             timeouts=self._timeouts,
             idempotent=False,
+            success_codes=SMS_SENT_CODES,
             json=message.body(),
         )
         data = reply.body.get("Data") or {}

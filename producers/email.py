@@ -1,0 +1,194 @@
+"""Enqueueing transactional email (SendMessage, SendTemplate).
+
+from producers import Attachment, send_email
+job_id = send_email(
+    sender="Shop <shop@example.com>", to=["ada@example.com"], subject="Your order",
+    html="<p>Thanks!</p><img src='cid:logo.png'>", text="Thanks!",
+    embedded_images=[Attachment("logo.png", logo_bytes)],
+    campaign_code="orders", idempotency_key="order-42",
+)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from producers.enqueue import enqueue, validate
+from producers.errors import MergeTagCaseWarning
+from worker.jobs.email import Email, SendMessage, SendTemplate
+from worker.ledger.models import EmailRecipient, JobPart
+from worker.settings import DEFAULT_ACCOUNT
+
+AddressLike = str | tuple[str, str] | dict[str, str]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to attach or embed. An embedded image's ContentId defaults to its file name,
+    so the HTML refers to it as ``cid:NAME``."""
+
+    filename: str
+    content: bytes = field(repr=False)
+    content_id: str | None = None
+
+
+def send_email(
+    *,
+    sender: AddressLike,
+    subject: str,
+    to: Iterable[AddressLike] = (),
+    cc: Iterable[AddressLike] = (),
+    bcc: Iterable[AddressLike] = (),
+    html: str | None = None,
+    text: str | None = None,
+    **options: Any,
+) -> str:
+    """Queue one email (SendMessage). Options: see ``_queue``."""
+    return _queue(
+        "send_message",
+        SendMessage,
+        {"html": {"body": html} if html is not None else None, "text": text},
+        sender=sender,
+        subject=subject,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        **options,
+    )
+
+
+def send_email_template(
+    *,
+    template_id: int,
+    sender: AddressLike,
+    subject: str = "",
+    to: Iterable[AddressLike] = (),
+    cc: Iterable[AddressLike] = (),
+    bcc: Iterable[AddressLike] = (),
+    **options: Any,
+) -> str:
+    """Queue one email from a MailUp template (SendTemplate); merge tags from dynamic_fields."""
+    fields = options.get("dynamic_fields") or {}
+    capitalised = sorted(name for name in fields if name != name.lower())
+    if capitalised:
+        warnings.warn(
+            f"MailUp replaces only lowercase merge tags in templates: {capitalised} will stay "
+            "as written unless the template uses them in lowercase",
+            MergeTagCaseWarning,
+            stacklevel=2,
+        )
+    return _queue(
+        "send_template",
+        SendTemplate,
+        {"template_id": template_id},
+        sender=sender,
+        subject=subject,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        **options,
+    )
+
+
+def _queue(
+    kind: str,
+    model: type[Email],
+    content: dict[str, Any],
+    *,
+    sender: AddressLike,
+    subject: str,
+    to: Iterable[AddressLike],
+    cc: Iterable[AddressLike],
+    bcc: Iterable[AddressLike],
+    reply_to: str | None = None,
+    attachments: Sequence[Attachment] = (),
+    embedded_images: Sequence[Attachment] = (),
+    extended_headers: dict[str, str] | None = None,
+    campaign_code: str | None = None,
+    campaign_name: str | None = None,
+    dynamic_fields: dict[str, str] | None = None,
+    campaign: dict[str, Any] | None = None,
+    charset: str = "utf-8",
+    account: str = DEFAULT_ACCOUNT,
+    priority: int = 5,
+    idempotency_key: str | None = None,
+) -> str:
+    """``campaign`` takes the other XSmtpAPI options: header, footer, click_tracking,
+    view_tracking, priority (1–5), schedule, campaign_report, skip_dynamic_fields."""
+    xsmtp = {
+        **(campaign or {}),
+        "campaign_code": campaign_code,
+        "campaign_name": campaign_name,
+        "dynamic_fields": dynamic_fields or {},
+    }
+    parts = {
+        "attachment": list(attachments),
+        "embedded": [
+            Attachment(p.filename, p.content, p.content_id or p.filename) for p in embedded_images
+        ],
+    }
+    payload = validate(
+        model,
+        **content,
+        subject=subject,
+        sender=_address(sender),
+        to=[_address(a) for a in to],
+        cc=[_address(a) for a in cc],
+        bcc=[_address(a) for a in bcc],
+        reply_to=reply_to,
+        charset=charset,
+        extended_headers=extended_headers or {},
+        attachments=[_part(p) for p in parts["attachment"]],
+        embedded_images=[_part(p) for p in parts["embedded"]],
+        campaign=xsmtp if any(v for v in xsmtp.values()) else None,
+    )
+
+    def beside(session: Session, job_id: str) -> None:
+        for role, address in payload.recipients():
+            session.add(
+                EmailRecipient(
+                    job_id=job_id, role=role, email=str(address.email), name=address.name
+                )
+            )
+        for role, items in parts.items():
+            for position, item in enumerate(items):
+                session.add(
+                    JobPart(
+                        job_id=job_id,
+                        role=role,
+                        position=position,
+                        filename=item.filename,
+                        content_id=item.content_id,
+                        body=item.content,
+                    )
+                )
+
+    return enqueue(
+        kind, payload.model_dump(mode="json"), account, priority, idempotency_key, beside=beside
+    )
+
+
+def _address(value: AddressLike) -> dict[str, str | None]:
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, tuple):
+        name, email = value
+        return {"name": name, "email": email}
+    name, email = parseaddr(value)
+    return {"name": name or None, "email": email or value}
+
+
+def _part(item: Attachment) -> dict[str, Any]:
+    return {
+        "filename": item.filename,
+        "content_id": item.content_id,
+        "size": len(item.content),
+        "sha256": hashlib.sha256(item.content).hexdigest(),
+    }

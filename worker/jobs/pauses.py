@@ -1,0 +1,151 @@
+"""Pausing an account's channel while MailUp says its sender cannot send.
+
+When SendMessage answers that the SMTP+ user is disabled, blocked or deleted, every queued
+email of that account would fail the same way. Instead the channel pauses — until the
+user's BlockUntil, or until an operator clears it — and the jobs wait and then resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from sqlalchemy import delete, insert, select, update
+
+from worker.jobs.base import JobContext
+from worker.ledger.db import connection
+from worker.ledger.models import CLAIMABLE, ChannelPause, Job, SmtpUserStatus, utcnow
+from worker.mailup.errors import MailUpError
+from worker.mailup.transactional import TransactionalClient
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How often jobs of a channel paused "until an operator clears it" look again.
+RECHECK = timedelta(minutes=5)
+_CACHE_SECONDS = 2.0
+_cache: dict[tuple[str, str, str], tuple[float, datetime | None]] = {}
+
+
+class ChannelPaused(Exception):
+    """Raised after a pause is recorded: the runner puts the job back until ``resume_at``."""
+
+    def __init__(self, resume_at: datetime, reason: str, error: MailUpError) -> None:
+        super().__init__(reason)
+        self.resume_at = resume_at
+        self.reason = reason
+        self.error = error
+
+
+def resume_at(settings: Settings, account: str, channel: str) -> datetime | None:
+    """When the paused channel may send again (None: it is not paused)."""
+    key = (settings.ledger_url, account, channel)
+    cached = _cache.get(key)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    with connection(settings.ledger_url) as db:
+        row = db.execute(
+            select(ChannelPause.until).where(
+                ChannelPause.account == account, ChannelPause.channel == channel
+            )
+        ).first()
+    now = utcnow()
+    when = None if row is None else (row.until or now + RECHECK)
+    if when is not None and when <= now:
+        when = None  # a BlockUntil in the past: sending may resume
+    _cache[key] = (time.monotonic() + _CACHE_SECONDS, when)
+    return when
+
+
+def pause_for_smtp_user(
+    context: JobContext, client: TransactionalClient, exc: MailUpError
+) -> NoReturn:
+    """Learn why the SMTP+ user cannot send, pause the account's email, raise ChannelPaused."""
+    account = context.claim.account
+    username = context.account.smtp_user
+    info = _user_info(client, username)
+    block_until = _datetime(info.get("BlockUntil"))
+    now = utcnow()
+    temporary = (
+        block_until is not None
+        and block_until > now
+        and info.get("IsEnabled", True)
+        and not info.get("AdminBlock")
+    )
+    until = block_until if temporary else None
+    reason = f"SMTP+ user {username} cannot send: {exc.message}"
+    with connection(context.settings.ledger_url) as db:
+        db.execute(
+            delete(SmtpUserStatus).where(
+                SmtpUserStatus.account == account, SmtpUserStatus.username == username
+            )
+        )
+        db.execute(
+            insert(SmtpUserStatus).values(
+                account=account,
+                username=username,
+                is_enabled=info.get("IsEnabled"),
+                admin_block=info.get("AdminBlock"),
+                block_until=block_until,
+                checked_at=now,
+            )
+        )
+        _set_pause(db, account, "email", until, reason)
+    _cache.clear()
+    log.warning(
+        "account %s: email paused %s: %s",
+        account,
+        f"until {until}" if until else "until an operator clears it",
+        reason,
+    )
+    raise ChannelPaused(until or now + RECHECK, reason, exc)
+
+
+def clear(settings: Settings, account: str, channel: str, kinds: list[str]) -> bool:
+    """An operator's word: the channel may send again; its waiting jobs are due now."""
+    with connection(settings.ledger_url) as db:
+        removed = db.execute(
+            delete(ChannelPause).where(
+                ChannelPause.account == account, ChannelPause.channel == channel
+            )
+        ).rowcount
+        # published_at None hands them to the sweeper at its next pass.
+        db.execute(
+            update(Job)
+            .where(Job.account == account, Job.kind.in_(kinds), Job.status.in_(CLAIMABLE))
+            .values(run_after=utcnow(), published_at=None)
+        )
+    _cache.clear()
+    return bool(removed)
+
+
+def _set_pause(db: Any, account: str, channel: str, until: datetime | None, reason: str) -> None:
+    where = (ChannelPause.account == account, ChannelPause.channel == channel)
+    db.execute(delete(ChannelPause).where(*where))
+    db.execute(
+        insert(ChannelPause).values(
+            account=account, channel=channel, until=until, reason=reason, created_at=utcnow()
+        )
+    )
+
+
+def _user_info(client: TransactionalClient, username: str) -> dict[str, Any]:
+    try:
+        users = client.list_user_info(username)
+    except MailUpError as exc:
+        log.warning("ListUserInfo for %s failed: %s", username, exc.message)
+        return {}
+    return next((u for u in users if u.get("Username") == username), users[0] if users else {})
+
+
+def _datetime(value: Any) -> datetime | None:
+    """MailUp's dates: ISO without zone (UTC); "0001-01-01T00:00:00" means none."""
+    if not value or str(value).startswith("0001-01-01"):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
