@@ -141,7 +141,7 @@ def enqueue(
 def validate(model: type[P], **fields: Any) -> P:
     """The payload, or InvalidJob naming each bad field."""
     try:
-        return model.modelvalidate(fields)
+        return model.model_validate(fields)
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for error in exc.errors():

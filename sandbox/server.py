@@ -2,6 +2,11 @@
 
 URL layout (each family stands for a MailUp host):
 
+- ``/services/Authorization/OAuth/Token``  ->
+  ``https://services.mailup.com/Authorization/OAuth/Token`` (``sandbox.apis.oauth``)
+- ``/services/API/v1.1/Rest/ConsoleService.svc``  ->
+  ``https://services.mailup.com/API/v1.1/Rest/ConsoleService.svc`` (``sandbox.apis.console``)
+- ``/send/API/v2.0``  ->  ``https://send.mailup.com/API/v2.0`` (``sandbox.apis.transactional``)
 - ``/sms/api/v2.0``  ->  ``https://sendsms.mailup.com/api/v2.0`` (``sandbox.apis.sms``)
 - ``/_sandbox/...``  ->  control routes (``sandbox.control``)
 
@@ -11,19 +16,39 @@ API requests go through ``dispatch``: pick the route, decide the fault, run the 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from sandbox import control
+from sandbox.apis.console import CONSOLE
+from sandbox.apis.oauth import OAUTH
 from sandbox.apis.sms import SMS
+from sandbox.apis.transactional import TRANSACTIONAL
 from sandbox.faults import Decision, Faults, FaultSettings, ForcedAnswer
 from sandbox.http import DROP, ApiFamily, Reply, Request, Route, SandboxHTTPServer
 from sandbox.journal import Journal
-from sandbox.state import SandboxState
+from sandbox.state import (
+    BLOCKED,
+    CONFIRMED,
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_PASSWORD,
+    DEFAULT_SMTP_SECRET,
+    DEFAULT_SMTP_USER,
+    DEFAULT_USERNAME,
+    SandboxState,
+    TrustedSender,
+    jsonable,
+    utcnow,
+)
 
-FAMILIES: tuple[ApiFamily, ...] = (SMS,)
+FAMILIES: tuple[ApiFamily, ...] = (SMS, OAUTH, CONSOLE, TRANSACTIONAL)
+SMTP_USER_SETTINGS = ("is_enabled", "admin_block", "block_until", "deleted")
 
 
 class Sandbox:
@@ -90,6 +115,18 @@ class Sandbox:
         return self.url + SMS.prefix
 
     @property
+    def token_url(self) -> str:
+        return self.url + OAUTH.prefix
+
+    @property
+    def console_url(self) -> str:
+        return self.url + CONSOLE.prefix
+
+    @property
+    def send_url(self) -> str:
+        return self.url + TRANSACTIONAL.prefix
+
+    @property
     def control_url(self) -> str:
         return self.url + control.PREFIX
 
@@ -132,6 +169,71 @@ class Sandbox:
                 raise ValueError(f"{list_guid} is not the GUID of list {list_id}")
             mlist.list_secret = None
 
+    def expire_tokens(self) -> int:
+        """Expire every issued access token now (refresh tokens stay valid); returns how many."""
+        with self.state.lock:
+            return self.state.expire_tokens()
+
+    def set_token_lifetime(self, expires_in: int) -> None:
+        """The ``expires_in`` of access tokens issued from now on, in seconds."""
+        if type(expires_in) is not int or expires_in < 0:
+            raise ValueError("expires_in must be an integer >= 0")
+        with self.state.lock:
+            self.state.token_lifetime = expires_in
+
+    def trusted_senders(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [jsonable(s) for s in self.state.trusted_senders.values()]
+
+    def confirm_trusted_sender(self, email: str) -> dict[str, Any]:
+        """As if the owner clicked the verification link: StatusCode 1, AuthorizationDate now."""
+        with self.state.lock:
+            sender = self._sender(email)
+            sender.status_code, sender.authorized = CONFIRMED, utcnow()
+            sender.updated = sender.authorized
+            return jsonable(sender)
+
+    def block_trusted_sender(self, email: str) -> dict[str, Any]:
+        """As if MailUp blocked the address: StatusCode 2."""
+        with self.state.lock:
+            sender = self._sender(email)
+            sender.status_code, sender.updated = BLOCKED, utcnow()
+            return jsonable(sender)
+
+    def smtp_users(self) -> list[dict[str, Any]]:
+        """Every SMTP+ user, secrets included (MailUp's own view)."""
+        with self.state.lock:
+            return [jsonable(u) for u in self.state.smtp_users.values()]
+
+    def set_smtp_user(self, username: str, **settings: Any) -> dict[str, Any]:
+        """Change an SMTP+ user's standing: ``is_enabled``, ``admin_block``, ``deleted`` (bools),
+        ``block_until`` (a datetime, an ISO 8601 string, naive meaning UTC, or None)."""
+        unknown = set(settings) - set(SMTP_USER_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown fields: {sorted(unknown)}; known: {SMTP_USER_SETTINGS}")
+        if "block_until" in settings:
+            settings["block_until"] = _utc(settings["block_until"])
+        if not all(isinstance(v, bool) for k, v in settings.items() if k != "block_until"):
+            raise ValueError("is_enabled, admin_block and deleted must be true or false")
+        with self.state.lock:
+            user = self.state.smtp_users[username]
+            for name, value in settings.items():
+                setattr(user, name, value)
+            user.updated = utcnow()
+            return jsonable(user)
+
+    def emails(self) -> list[dict[str, Any]]:
+        """Every message the transactional email API accepted, oldest first."""
+        with self.state.lock:
+            return [e.to_dict() for e in self.state.emails]
+
+    def _sender(self, email: str) -> TrustedSender:
+        wanted = email.strip().lower()
+        for sender in self.state.trusted_senders.values():
+            if sender.email.lower() == wanted:
+                return sender
+        raise KeyError(f"unknown trusted sender {email!r}")
+
     # --- request pipeline --------------------------------------------------------------------
 
     def dispatch(self, req: Request) -> Reply:
@@ -145,7 +247,8 @@ class Sandbox:
         return Reply(404, {"error": f"no emulated route {req.method} {req.path}"})
 
     def _api(self, family: ApiFamily, route: Route, req: Request) -> Reply:
-        decision = self.faults.decide(route.operation, allows_301=route.allows_301)
+        operation = route.operation_for(req)
+        decision = self.faults.decide(operation, allows_301=route.allows_301)
         if decision.latency_ms:
             time.sleep(decision.latency_ms / 1000)  # outside any lock: slow, not serialized
         fault = decision.kind
@@ -163,7 +266,7 @@ class Sandbox:
             method=req.method,
             path=req.path,
             api=family.name,
-            operation=route.operation,
+            operation=operation,
             fault=fault or ("latency" if decision.latency_ms else None),
             processed=req.processed,
             http_status=reply.status,
@@ -181,7 +284,8 @@ class Sandbox:
         if decision.kind == "error":
             if decision.error_503:
                 return Reply(503)
-            return Reply(500, family.error_body("300", family.descriptions["300"]))
+            code = family.server_error_code
+            return Reply(500, family.error_body(code, family.descriptions[code]))
         forced = decision.forced
         assert forced is not None
         headers = {"Retry-After": str(decision.retry_after)} if forced.http_status == 429 else {}
@@ -198,13 +302,42 @@ def serve(host: str, port: int, seed: int = 0, *, verbose: bool = False) -> None
     """Serve in the foreground until Ctrl-C, after printing the URL and the seeded world."""
     sandbox = Sandbox(host, port, seed=seed, verbose=verbose)
     httpd = sandbox.bind()
-    print(f"MailUp sandbox listening on {sandbox.url}", flush=True)
-    print(f"  SMS API base URL: {sandbox.sms_url}   control: {sandbox.control_url}/")
+    print(f"MailUp sandbox listening on {sandbox.url} (control: {sandbox.control_url}/)")
+    print("  Base URLs and seeded credentials, as environment variables:")
+    for name, value in (
+        ("MAILUP_TOKEN_URL", sandbox.token_url),
+        ("MAILUP_CONSOLE_URL", sandbox.console_url),
+        ("MAILUP_SEND_URL", sandbox.send_url),
+        ("MAILUP_SMS_URL", sandbox.sms_url),
+        ("MAILUP_USERNAME", DEFAULT_USERNAME),
+        ("MAILUP_PASSWORD", DEFAULT_PASSWORD),
+        ("MAILUP_ACCOUNT_ID", str(DEFAULT_ACCOUNT_ID)),
+        ("MAILUP_CLIENT_ID", DEFAULT_CLIENT_ID),
+        ("MAILUP_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
+        ("MAILUP_SMTP_USER", DEFAULT_SMTP_USER),
+        ("MAILUP_SMTP_SECRET", DEFAULT_SMTP_SECRET),
+    ):
+        print(f"    {name}={value}")
+    print("  Seeded world:")
     for line in sandbox.state.describe():
-        print(f"  {line}")
+        print(f"    {line}")
+    sys.stdout.flush()
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         sandbox.stop()
+
+
+def _utc(value: Any) -> datetime | None:
+    """A block_until value as an aware UTC datetime; naive input means UTC."""
+    if value is None or isinstance(value, datetime):
+        when = value
+    elif isinstance(value, str):
+        when = datetime.fromisoformat(value)
+    else:
+        raise ValueError("block_until must be an ISO 8601 datetime or null")
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return None if when is None else when.astimezone(UTC)
