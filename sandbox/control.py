@@ -4,6 +4,7 @@ no journal, and secrets are shown. Answers are plain JSON; errors are ``{"error"
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +87,57 @@ def build_router(sb: Sandbox) -> Router:
             account.credits = credits
         return Reply(200, {"id": account.id, "credits": credits})
 
+    # --- OAuth2 --------------------------------------------------------------------------------
+
+    @router.route("GET", r"/oauth")
+    def get_oauth(req: Request) -> Reply:
+        with sb.state.lock:
+            return Reply(200, {"expires_in": sb.state.token_lifetime})
+
+    @router.route("POST", r"/oauth")
+    def set_oauth(req: Request) -> Reply:
+        sb.set_token_lifetime(_body(req)["expires_in"])
+        return get_oauth(req)
+
+    @router.route("POST", r"/oauth/expire")
+    def expire(req: Request) -> Reply:
+        return Reply(200, {"expired": sb.expire_tokens()})
+
+    # --- trusted senders, SMTP+ users, accepted emails -----------------------------------------
+
+    @router.route("GET", r"/trusted-senders")
+    def trusted_senders(req: Request) -> Reply:
+        return Reply(200, {"trusted_senders": sb.trusted_senders()})
+
+    @router.route("POST", r"/trusted-senders/confirm")
+    def confirm_sender(req: Request) -> Reply:
+        return _found(sb.confirm_trusted_sender, str(_body(req)["email"]))
+
+    @router.route("POST", r"/trusted-senders/block")
+    def block_sender(req: Request) -> Reply:
+        return _found(sb.block_trusted_sender, str(_body(req)["email"]))
+
+    @router.route("GET", r"/smtp-users")
+    def smtp_users(req: Request) -> Reply:
+        return Reply(200, {"smtp_users": sb.smtp_users()})
+
+    @router.route("POST", r"/smtp-users/(?P<username>[^/]+)")
+    def set_smtp_user(req: Request) -> Reply:
+        return _found(sb.set_smtp_user, req.params["username"], **_body(req))
+
+    @router.route("GET", r"/emails")
+    def emails(req: Request) -> Reply:
+        return Reply(200, {"emails": sb.emails()})
+
     return router
+
+
+def _found(change: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Reply:
+    """200 with what ``change`` answers, or 404 when it names an unknown sender or user."""
+    try:
+        return Reply(200, change(*args, **kwargs))
+    except LookupError as exc:
+        return Reply(404, {"error": f"not found: {exc.args[0] if exc.args else ''}"})
 
 
 def handle(router: Router, req: Request) -> Reply:

@@ -176,8 +176,7 @@ class SentEmail:
     time: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("sender",)}
-        data["from"] = self.sender
+        data = {("from" if k == "sender" else k): v for k, v in self.__dict__.items()}
         data["attachments"] = [p.to_dict() for p in self.attachments]
         data["embedded_images"] = [p.to_dict() for p in self.embedded_images]
         return data

@@ -9,10 +9,30 @@ import pytest
 import requests
 
 from sandbox import Sandbox
-from sandbox.state import DEFAULT_PASSWORD, DEFAULT_USERNAME, list_guid
+from sandbox.state import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_PASSWORD,
+    DEFAULT_SMTP_SECRET,
+    DEFAULT_SMTP_USER,
+    DEFAULT_USERNAME,
+    list_guid,
+)
 
 AUTH = (DEFAULT_USERNAME, DEFAULT_PASSWORD)
 GUIDS = {n: list_guid(n) for n in (1, 2, 3)}
+CLIENT = {"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}
+SMTP_USER = {"Username": DEFAULT_SMTP_USER, "Secret": DEFAULT_SMTP_SECRET}
+
+
+def password_grant(sb: Sandbox, **overrides: str) -> requests.Response:
+    """POST the token URL with the seeded console user and client (form fields overridable)."""
+    form = {"grant_type": "password", "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}
+    return requests.post(sb.token_url, data=form | CLIENT | overrides, timeout=5)
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
 
 
 @pytest.fixture
@@ -71,3 +91,23 @@ def send(sb: Sandbox, payload: Callable[..., dict[str, Any]]) -> Callable[..., r
         return requests.post(f"{sb.sms_url}/sms/1234/{list_id}", json=body, timeout=5)
 
     return post
+
+
+@pytest.fixture
+def tokens(sb: Sandbox) -> dict[str, Any]:
+    """A password grant's answer: access_token, expires_in, refresh_token."""
+    r = password_grant(sb)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+@pytest.fixture
+def console(sb: Sandbox, tokens: dict[str, Any]) -> Callable[..., requests.Response]:
+    """console("GET", "Console/SmtpPlusPriorities", ...) with the fixture's Bearer token."""
+
+    def call(method: str, route: str, **kwargs: Any) -> requests.Response:
+        headers = bearer(tokens["access_token"]) | kwargs.pop("headers", {})
+        url = f"{sb.console_url}/{route}"
+        return requests.request(method, url, headers=headers, timeout=5, **kwargs)
+
+    return call

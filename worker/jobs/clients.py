@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from worker.errors import ConfigurationError
 from worker.mailup.http import Timeouts
+from worker.mailup.oauth import OAuthClient
 from worker.mailup.sms import SmsClient
+from worker.mailup.transactional import SmtpUser, TransactionalClient
 from worker.settings import DEFAULT_ACCOUNT, Settings
 
 
@@ -16,20 +18,64 @@ def variable(account: str, field: str) -> str:
     return f"MAILUP_JOBS_ACCOUNTS[{account!r}].{field}"
 
 
-def sms_client(settings: Settings, account: str) -> SmsClient:
-    config = settings.account(account)
-    for field, value in (
-        ("account_id", config.account_id),
-        ("username", config.username),
-        ("password", config.password.get_secret_value()),
-    ):
+def _require(account: str, values: dict[str, object]) -> None:
+    for field, value in values.items():
         if not value:
             raise ConfigurationError(f"{variable(account, field)} is not set")
+
+
+def _timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(settings.connect_timeout, settings.read_timeout)
+
+
+def oauth_client(settings: Settings, account: str) -> OAuthClient:
+    config = settings.account(account)
+    secret = config.client_secret.get_secret_value()
+    password = config.password.get_secret_value()
+    _require(
+        account,
+        {
+            "client_id": config.client_id,
+            "client_secret": secret,
+            "username": config.username,
+            "password": password,
+        },
+    )
+    return OAuthClient(
+        settings.token_url,
+        client_id=config.client_id,
+        client_secret=secret,
+        username=config.username,
+        password=password,
+        timeouts=_timeouts(settings),
+    )
+
+
+def sms_client(settings: Settings, account: str) -> SmsClient:
+    config = settings.account(account)
+    _require(
+        account,
+        {
+            "account_id": config.account_id,
+            "username": config.username,
+            "password": config.password.get_secret_value(),
+        },
+    )
     assert config.account_id is not None
     return SmsClient(
         settings.sms_url,
         account_id=config.account_id,
         username=config.username,
         password=config.password.get_secret_value(),
-        timeouts=Timeouts(settings.connect_timeout, settings.read_timeout),
+        timeouts=_timeouts(settings),
+    )
+
+
+def transactional_client(settings: Settings, account: str) -> TransactionalClient:
+    """SendMessage / SendTemplate / ListUserInfo as the account's SMTP+ user."""
+    config = settings.account(account)
+    secret = config.smtp_secret.get_secret_value()
+    _require(account, {"smtp_user": config.smtp_user, "smtp_secret": secret})
+    return TransactionalClient(
+        settings.send_url, user=SmtpUser(config.smtp_user, secret), timeouts=_timeouts(settings)
     )

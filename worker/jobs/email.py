@@ -15,15 +15,12 @@ from pydantic import EmailStr, Field, PositiveInt, StringConstraints, model_vali
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from worker.errors import ConfigurationError
 from worker.jobs import pauses
 from worker.jobs.base import JobContext, JobKind, Payload, Result
-from worker.jobs.clients import variable
+from worker.jobs.clients import transactional_client
 from worker.ledger.db import connection
 from worker.ledger.models import EmailRecipient, Job, JobPart
 from worker.mailup.errors import SMTP_USER_CANNOT_SEND, PermanentError
-from worker.mailup.http import Timeouts
-from worker.mailup.transactional import SmtpUser, TransactionalClient
 
 MAX_PARTS = 5  # attachments, and embedded images, per message
 MAX_TOTAL_BYTES = 10 * 2**20
@@ -171,22 +168,8 @@ class SendTemplate(Email):
         return {**super().dto(parts), "TemplateId": self.template_id}
 
 
-def client(context: JobContext) -> TransactionalClient:
-    account = context.account
-    name = context.claim.account
-    if not account.smtp_user or not account.smtp_secret.get_secret_value():
-        missing = "smtp_user" if not account.smtp_user else "smtp_secret"
-        raise ConfigurationError(f"{variable(name, missing)} is not set")
-    settings = context.settings
-    return TransactionalClient(
-        settings.send_url,
-        user=SmtpUser(account.smtp_user, account.smtp_secret.get_secret_value()),
-        timeouts=Timeouts(settings.connect_timeout, settings.read_timeout),
-    )
-
-
 def execute(context: JobContext, payload: Email) -> Result:
-    mailup = client(context)
+    mailup = transactional_client(context.settings, context.claim.account)
     with connection(context.settings.ledger_url) as db:
         rows = db.execute(
             select(JobPart.role, JobPart.position, JobPart.body).where(

@@ -104,12 +104,13 @@ def call(
             raise TransientError(f"{operation}: no answer in time") from None
         raise AmbiguousError(f"{operation}: no answer within {timeouts.read:g}s") from None
     body = _json(response)
-    code = body.get("Code")
-    code = None if code is None else str(code)
+    code = _first(body, "Code", "ErrorCode", "error")
     error = classify(response.status_code, code, success_codes)
     if error is None:
         return Reply(response.status_code, code, body)
-    description = str(body.get("Description") or body.get("Message") or response.reason or "")
+    # SMS, email, Console and OAuth2 each name their error text differently.
+    described = _first(body, "Description", "Message", "ErrorDescription", "error_description")
+    description = described or response.reason or ""
     raise error(
         f"{operation}: HTTP {response.status_code}"
         + (f" code {code}" if code else "")
@@ -118,6 +119,13 @@ def call(
         code=code,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
     )
+
+
+def _first(body: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        if body.get(key) not in (None, ""):
+            return str(body[key])
+    return None
 
 
 def _origin(url: str) -> str:

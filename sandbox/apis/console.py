@@ -1,0 +1,314 @@
+"""MailUp Console API (``https://services.mailup.com/API/v1.1/Rest/ConsoleService.svc``), served
+under ``/services/API/v1.1/Rest/ConsoleService.svc``: SMTP+ users and trusted senders.
+
+Every call needs ``Authorization: Bearer <access_token>`` from the OAuth2 family; a missing,
+unknown or expired token answers 401 (clients refresh, then retry once). Errors have the Console
+shape ``{"ErrorCode", "ErrorDescription", "ErrorName", "ErrorStack"}``. Paths match
+case-insensitively (MailUp's pages write both ``/API/v1.1/Rest`` and ``/api/v1.1/rest``), and so
+do JSON field names.
+
+Where the doc is silent: creating an SMTP+ user names the first trusted sender that is unknown or
+not confirmed in a 400; an unknown list answers 404; re-trusting a blocked sender answers 400
+(the doc: a disabled address "cannot be trusted again"); DELETE checks that If-Match is present
+before looking the sender up; ``IsPaginated`` is always false, as in every example of the doc.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sandbox.http import ApiFamily, Reply, Request
+from sandbox.state import (
+    BLOCKED,
+    CONFIRMED,
+    Account,
+    MailingList,
+    SandboxState,
+    SmtpUser,
+    TrustedSender,
+    new_smtp_password,
+    utcnow,
+)
+
+DESCRIPTIONS = {
+    "400": "Bad Request",
+    "401": "Unauthorized",
+    "403": "Forbidden",
+    "404": "Not Found",
+    "412": "Precondition Failed",
+    "429": "Too Many Requests",
+    "500": "Internal Server Error",
+    "503": "Service Unavailable",
+}
+ERROR_NAMES = {code: text.replace(" ", "") for code, text in DESCRIPTIONS.items()}
+STATUS_DESCRIPTIONS = {
+    0: "Not confirmed (status: NotConfirmed)",
+    1: "Confirmed (status: Confirmed)",
+    2: "Blocked (status: Blocked)",
+}
+PRIORITIES = [
+    {"PriorityCode": n, "PriorityName": name}
+    for n, name in enumerate(("VeryHigh", "High", "Normal", "Low", "VeryLow"), start=1)
+]
+SMTP_PLUS = {  # connection settings every SMTP+ user answer repeats
+    "SmtpPlusEncryption": "NONE, STARTTLS",
+    "SmtpPlusPort": "25, 80, 1025-5000",
+    "SmtpPlusServer": "in.smtpok.com",
+}
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def error_body(code: str, description: str) -> dict[str, str]:
+    return {
+        "ErrorCode": code,
+        "ErrorDescription": description,
+        "ErrorName": ERROR_NAMES.get(code, "Error"),
+        "ErrorStack": "",
+    }
+
+
+CONSOLE = ApiFamily(
+    "console",
+    "/services/API/v1.1/Rest/ConsoleService.svc",
+    error_body,
+    DESCRIPTIONS,
+    code_field="ErrorCode",
+    server_error_code="500",
+)
+
+
+class ConsoleError(Exception):
+    """An error answer; raised by validation, turned into a Reply by ``_endpoint``."""
+
+    def __init__(self, status: int, description: str = "", headers: dict[str, str] | None = None):
+        code = str(status)
+        description = description or DESCRIPTIONS[code]
+        super().__init__(description)
+        self.reply = Reply(status, error_body(code, description), headers or {})
+
+
+ConsoleHandler = Callable[[Request, SandboxState, Account], Reply]
+
+
+def _endpoint(
+    method: str, pattern: str, operation: str
+) -> Callable[[ConsoleHandler], ConsoleHandler]:
+    """Register a handler that runs authenticated, under the state lock; returning = processed."""
+
+    def register(func: ConsoleHandler) -> ConsoleHandler:
+        def handler(req: Request) -> Reply:
+            assert req.state is not None
+            try:
+                with req.state.lock:
+                    account = _bearer(req, req.state)
+                    reply = func(req, req.state, account)
+            except ConsoleError as err:
+                return err.reply
+            req.processed = True
+            return reply
+
+        CONSOLE.route(method, pattern, operation)(handler)
+        return func
+
+    return register
+
+
+def _bearer(req: Request, state: SandboxState) -> Account:
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    account = state.account_of_token(token.strip()) if scheme.lower() == "bearer" else None
+    req.details["token_valid"] = account is not None  # never the token itself
+    if account is None:
+        raise ConsoleError(401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="MailUp"'})
+    return account
+
+
+def _fields(req: Request) -> dict[str, Any]:
+    """The JSON object body with lowercased keys."""
+    try:
+        body = req.json()
+    except ValueError:
+        raise ConsoleError(400, "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ConsoleError(400, "The request body must be a JSON object.")
+    return {str(k).lower(): v for k, v in body.items()}
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConsoleError(400, f"{name} must be a list of strings.")
+    return [v.strip() for v in value if v.strip()]
+
+
+def _date(when: datetime | None) -> str:
+    return "" if when is None else f"{when:%Y-%m-%d %H:%M:%S}Z"
+
+
+def _list(req: Request, state: SandboxState, account: Account) -> MailingList:
+    mlist = state.lists.get(int(req.params["list_id"]))
+    req.details["list_id"] = int(req.params["list_id"])
+    if mlist is None or mlist.account_id != account.id:
+        raise ConsoleError(404, f"List {req.params['list_id']} not found.")
+    return mlist
+
+
+# --- SMTP+ users -------------------------------------------------------------------------------
+
+
+def _smtp_view(user: SmtpUser) -> dict[str, Any]:
+    return {
+        "CreationDate": _date(user.created),
+        "IdList": user.list_id,
+        "IsEnabled": user.is_enabled,
+        "Note": user.note,
+        "Password": user.secret,
+        "PriorityCode": user.priority_code,
+        **SMTP_PLUS,
+        "TrustedDomains": list(user.trusted_domains),
+        "TrustedSenders": list(user.trusted_senders),
+        "UpdateDate": _date(user.updated),
+        "Username": user.username,
+    }
+
+
+@_endpoint("GET", r"/Console/SmtpPlusPriorities", "smtpplus_priorities")
+def priorities(req: Request, state: SandboxState, account: Account) -> Reply:
+    return Reply(200, PRIORITIES)
+
+
+@_endpoint("POST", r"/Console/List/(?P<list_id>\d+)/SmtpPlus", "smtpplus_create")
+def create_smtp_user(req: Request, state: SandboxState, account: Account) -> Reply:
+    mlist = _list(req, state, account)
+    body = _fields(req)
+    senders = _strings(body.get("trustedsenders"), "TrustedSenders")
+    domains = _strings(body.get("trusteddomains"), "TrustedDomains")
+    req.details.update(trusted_senders=senders, trusted_domains=domains)
+    if not senders and not domains:
+        raise ConsoleError(400, "Provide at least one TrustedSenders or TrustedDomains entry.")
+    for email in senders:  # the doc: only senders with StatusCode 1 (Confirmed)
+        sender = state.sender_by_email(account.id, email)
+        if sender is None:
+            raise ConsoleError(400, f"{email} is not a trusted sender: trust it and confirm it.")
+        if sender.status_code != CONFIRMED:
+            status = STATUS_DESCRIPTIONS[sender.status_code]
+            raise ConsoleError(400, f"Trusted sender {email} is not confirmed: {status}.")
+    priority, enabled = body.get("prioritycode", 3), body.get("isenabled", True)
+    if priority is None:
+        priority = 3
+    if type(priority) is not int or not 1 <= priority <= len(PRIORITIES):
+        raise ConsoleError(400, "PriorityCode must be one of the SmtpPlusPriorities codes (1-5).")
+    if not isinstance(enabled, bool):
+        raise ConsoleError(400, "IsEnabled must be true or false.")
+    user = state.add_smtp_user(
+        account.id,
+        mlist.id,
+        is_enabled=enabled,
+        note=str(body.get("note") or ""),
+        priority_code=priority,
+        trusted_senders=senders,
+        trusted_domains=domains,
+    )
+    req.details["username"] = user.username
+    return Reply(200, _smtp_view(user))
+
+
+@_endpoint("POST", r"/Console/List/(?P<list_id>\d+)/SmtpPlus/Reset", "smtpplus_reset")
+def reset_password(req: Request, state: SandboxState, account: Account) -> Reply:
+    username = str(_fields(req).get("username") or "").strip()
+    req.details.update(list_id=int(req.params["list_id"]), username=username)
+    user = state.smtp_users.get(username)
+    if (
+        user is None
+        or user.deleted
+        or user.account_id != account.id
+        or user.list_id != int(req.params["list_id"])
+    ):
+        raise ConsoleError(404, "Account not found.")
+    user.secret, user.updated = new_smtp_password(), utcnow()
+    return Reply(200, _smtp_view(user) | {"IsTrusted": True})
+
+
+# --- Trusted senders ---------------------------------------------------------------------------
+
+
+def sender_view(sender: TrustedSender) -> dict[str, Any]:
+    return {
+        "AuthorizationDate": _date(sender.authorized),
+        "CreationDate": _date(sender.created),
+        "EmailAddress": sender.email,
+        "IdTrustedSender": sender.id,
+        "StatusCode": sender.status_code,
+        "StatusDescription": STATUS_DESCRIPTIONS[sender.status_code],
+        "UpdateDate": _date(sender.updated),
+    }
+
+
+def _sender(req: Request, state: SandboxState, account: Account) -> TrustedSender:
+    sender = state.trusted_senders.get(req.params["sender_id"])
+    req.details["id_trusted_sender"] = req.params["sender_id"]
+    if sender is None or sender.account_id != account.id:
+        raise ConsoleError(404, "Trusted sender not found.")
+    return sender
+
+
+def _page_param(req: Request, name: str, default: int, minimum: int) -> int:
+    raw = req.query.get(name.lower(), "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ConsoleError(400, f"{name} must be an integer >= {minimum}.")
+    return int(raw)
+
+
+@_endpoint("POST", r"/Console/TrustedSenders", "trusted_sender_create")
+def trust_sender(req: Request, state: SandboxState, account: Account) -> Reply:
+    email = str(_fields(req).get("email") or "").strip()
+    req.details["email"] = email
+    if not EMAIL_RE.fullmatch(email):
+        raise ConsoleError(400, f"Invalid email address: {email!r}.")
+    existing = state.sender_by_email(account.id, email)
+    if existing is not None and existing.status_code == BLOCKED:
+        raise ConsoleError(400, f"Trusted sender {email} is blocked and cannot be trusted again.")
+    sender = state.trust_sender(account.id, email)  # the verification email "goes out" here
+    req.details.update(id_trusted_sender=sender.id, created=existing is None)
+    return Reply(200, sender_view(sender))
+
+
+@_endpoint("GET", r"/Console/TrustedSenders", "trusted_senders_list")
+def list_senders(req: Request, state: SandboxState, account: Account) -> Reply:
+    page = _page_param(req, "PageNumber", 0, 0)
+    size = _page_param(req, "PageSize", 20, 1)
+    senders = [s for s in state.trusted_senders.values() if s.account_id == account.id]
+    skipped = page * size
+    return Reply(
+        200,
+        {
+            "IsPaginated": False,
+            "Items": [sender_view(s) for s in senders[skipped : skipped + size]],
+            "PageNumber": page,
+            "PageSize": size,
+            "Skipped": skipped,
+            "TotalElementsCount": len(senders),
+        },
+    )
+
+
+@_endpoint("GET", r"/Console/TrustedSenders/(?P<sender_id>[^/]+)", "trusted_sender_get")
+def get_sender(req: Request, state: SandboxState, account: Account) -> Reply:
+    return Reply(200, sender_view(_sender(req, state, account)))
+
+
+@_endpoint("DELETE", r"/Console/TrustedSenders/(?P<sender_id>[^/]+)", "trusted_sender_delete")
+def block_sender(req: Request, state: SandboxState, account: Account) -> Reply:
+    if_match = req.headers.get("If-Match")
+    if if_match is None or not if_match.strip():
+        raise ConsoleError(403, "Missing If-Match header.")
+    sender = _sender(req, state, account)
+    if if_match.strip().strip('"').lower() != sender.email.lower():  # ETag-style quotes allowed
+        raise ConsoleError(412, "Invalid [EmailAddress] from If-Match header field.")
+    sender.status_code, sender.updated = BLOCKED, utcnow()
+    return Reply(200, sender_view(sender))
