@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from producers.errors import ContentTruncatedWarning, InvalidJob
 from worker.errors import ConfigurationError
 from worker.jobs import list_credentials
-from worker.jobs.base import Payload
+from worker.jobs.base import FieldError, Payload
 from worker.jobs.list_secret import ManageListSecret, Operation
 from worker.jobs.registry import KINDS
 from worker.jobs.sms import SendSms
@@ -145,6 +145,10 @@ def validate(model: type[P], **fields: Any) -> P:
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for error in exc.errors():
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, FieldError):
+                errors.setdefault(cause.field, cause.message)
+                continue
             name = ".".join(str(part) for part in error["loc"]) or "payload"
             errors.setdefault(name, error["msg"].removeprefix("Value error, "))
         raise InvalidJob(errors) from None

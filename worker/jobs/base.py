@@ -24,6 +24,15 @@ from worker.settings import AccountSettings, Settings
 Publish = Callable[[str, int, float | None], bool]
 
 
+class FieldError(ValueError):
+    """A check that spans fields, naming the field to blame (pydantic would name none)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 class Payload(BaseModel):
     """Base of every job payload: immutable, unknown fields refused, never a secret."""
 

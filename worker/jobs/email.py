@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.jobs import pauses
-from worker.jobs.base import JobContext, JobKind, Payload, Result
+from worker.jobs.base import FieldError, JobContext, JobKind, Payload, Result
 from worker.jobs.clients import transactional_client
 from worker.ledger.db import connection
 from worker.ledger.models import EmailRecipient, Job, JobPart
@@ -103,10 +103,12 @@ class Email(Payload):
     @model_validator(mode="after")
     def _sane(self) -> Self:
         if not (self.to or self.cc or self.bcc):
-            raise ValueError("at least one recipient is required (to, cc or bcc)")
+            raise FieldError("to", "at least one recipient is required (to, cc or bcc)")
         total = sum(p.size for p in (*self.attachments, *self.embedded_images))
         if total > MAX_TOTAL_BYTES:
-            raise ValueError(f"attachments total {total} bytes; at most {MAX_TOTAL_BYTES}")
+            raise FieldError(
+                "attachments", f"attachments total {total} bytes; at most {MAX_TOTAL_BYTES}"
+            )
         return self
 
     def recipients(self) -> list[tuple[str, Address]]:
@@ -146,7 +148,7 @@ class SendMessage(Email):
     @model_validator(mode="after")
     def _content(self) -> Self:
         if self.html is None and self.text is None:
-            raise ValueError("give html, text or both")
+            raise FieldError("html", "give html, text or both")
         return self
 
     def dto(self, parts: dict[tuple[str, int], bytes]) -> dict[str, Any]:
