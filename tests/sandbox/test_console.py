@@ -1,0 +1,342 @@
+"""Console API: Bearer auth, SMTP+ priorities, users and password reset, trusted senders."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import requests
+
+from sandbox import Sandbox
+from tests.sandbox.conftest import SMTP_USER
+
+UNAUTHORIZED = {
+    "ErrorCode": "401",
+    "ErrorDescription": "Unauthorized",
+    "ErrorName": "Unauthorized",
+    "ErrorStack": "",
+}
+SMTP_USER_KEYS = {
+    "CreationDate", "IdList", "IsEnabled", "Note", "Password", "PriorityCode",
+    "SmtpPlusEncryption", "SmtpPlusPort", "SmtpPlusServer", "TrustedDomains", "TrustedSenders",
+    "UpdateDate", "Username",
+}  # fmt: skip
+SENDER_KEYS = {
+    "AuthorizationDate", "CreationDate", "EmailAddress", "IdTrustedSender", "StatusCode",
+    "StatusDescription", "UpdateDate",
+}  # fmt: skip
+CONSOLE_DATE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ")
+
+
+def console_error(r: requests.Response, status: int) -> str:
+    """Assert the Console error shape and status; return the description."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"ErrorCode", "ErrorDescription", "ErrorName", "ErrorStack"}
+    assert (body["ErrorCode"], body["ErrorStack"]) == (str(status), "")
+    assert body["ErrorName"] and body["ErrorDescription"]
+    return str(body["ErrorDescription"])
+
+
+def trust(console, email: str) -> dict:
+    r = console("POST", "Console/TrustedSenders", json={"Email": email})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def send_as(sb: Sandbox, username: str, secret: str) -> requests.Response:
+    body = {
+        "User": {"Username": username, "Secret": secret},
+        "Subject": "hi",
+        "Html": {"Body": "<p>hi</p>"},
+        "From": {"Email": "sender@example.com"},
+        "To": [{"Email": "rcpt@example.org"}],
+    }
+    return requests.post(f"{sb.send_url}/messages/sendmessage", json=body, timeout=5)
+
+
+# --- authentication ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer"}, {"Authorization": "Bearer nope"}, {"Authorization": "x"}],
+)
+def test_missing_or_invalid_token_is_401(sb: Sandbox, ctl, headers) -> None:
+    r = requests.get(f"{sb.console_url}/Console/SmtpPlusPriorities", headers=headers, timeout=5)
+    assert (r.status_code, r.json()) == (401, UNAUTHORIZED)
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    entry = ctl("GET", "journal")["entries"][-1]
+    assert (entry["api"], entry["token_valid"], entry["processed"]) == ("console", False, False)
+
+
+def test_basic_auth_is_not_enough(sb: Sandbox) -> None:
+    url = f"{sb.console_url}/Console/SmtpPlusPriorities"
+    r = requests.get(url, auth=("m1234", "sandbox-password"), timeout=5)
+    assert r.status_code == 401
+
+
+def test_priorities_and_case_insensitive_paths(sb: Sandbox, console, tokens) -> None:
+    assert sb.console_url == f"{sb.url}/services/API/v1.1/Rest/ConsoleService.svc"
+    expected = [
+        {"PriorityCode": 1, "PriorityName": "VeryHigh"},
+        {"PriorityCode": 2, "PriorityName": "High"},
+        {"PriorityCode": 3, "PriorityName": "Normal"},
+        {"PriorityCode": 4, "PriorityName": "Low"},
+        {"PriorityCode": 5, "PriorityName": "VeryLow"},
+    ]
+    r = console("GET", "Console/SmtpPlusPriorities")
+    assert (r.status_code, r.json()) == (200, expected)
+    lower = f"{sb.url}/services/api/v1.1/rest/ConsoleService.svc/Console/SmtpPlusPriorities"
+    r = requests.get(lower, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert r.json() == expected
+
+
+def test_unknown_console_route_is_404(sb: Sandbox, console) -> None:
+    assert console("GET", "Console/Nowhere").status_code == 404
+
+
+# --- trusted senders -----------------------------------------------------------------------------
+
+
+def test_trusted_sender_lifecycle(sb: Sandbox, console, ctl) -> None:
+    record = trust(console, "owner@shop.example")
+    assert set(record) == SENDER_KEYS
+    assert (record["EmailAddress"], record["StatusCode"]) == ("owner@shop.example", 0)
+    assert record["StatusDescription"] == "Not confirmed (status: NotConfirmed)"
+    assert record["AuthorizationDate"] == ""
+    assert CONSOLE_DATE.fullmatch(record["CreationDate"])
+    sender_id = record["IdTrustedSender"]
+    assert re.fullmatch(r"[A-Za-z0-9]{16}", sender_id)
+    assert console("GET", f"Console/TrustedSenders/{sender_id}").json() == record
+
+    confirmed = ctl("POST", "trusted-senders/confirm", json={"email": "Owner@Shop.example"})
+    assert (confirmed["status_code"], confirmed["id"]) == (1, sender_id)
+    details = console("GET", f"Console/TrustedSenders/{sender_id}").json()
+    assert (details["StatusCode"], details["StatusDescription"]) == (
+        1,
+        "Confirmed (status: Confirmed)",
+    )
+    assert CONSOLE_DATE.fullmatch(details["AuthorizationDate"])
+
+    again = trust(console, "owner@shop.example")  # the doc: a re-request resets the status
+    assert (again["IdTrustedSender"], again["StatusCode"]) == (sender_id, 0)
+    assert again["AuthorizationDate"] == ""
+
+    url = f"Console/TrustedSenders/{sender_id}"
+    r = console("DELETE", url)
+    assert r.json() == {
+        "ErrorCode": "403",
+        "ErrorDescription": "Missing If-Match header.",
+        "ErrorName": "Forbidden",
+        "ErrorStack": "",
+    }
+    assert r.status_code == 403
+    r = console("DELETE", url, headers={"If-Match": "someone@shop.example"})
+    assert r.status_code == 412
+    assert r.json() == {
+        "ErrorCode": "412",
+        "ErrorDescription": "Invalid [EmailAddress] from If-Match header field.",
+        "ErrorName": "PreconditionFailed",
+        "ErrorStack": "",
+    }
+    assert console("GET", url).json()["StatusCode"] == 0  # the refusals changed nothing
+    r = console("DELETE", url, headers={"If-Match": "owner@shop.example"})
+    assert r.status_code == 200
+    assert (r.json()["StatusCode"], r.json()["StatusDescription"]) == (
+        2,
+        "Blocked (status: Blocked)",
+    )
+    assert console("GET", url).json()["StatusCode"] == 2
+    r = console("POST", "Console/TrustedSenders", json={"Email": "owner@shop.example"})
+    assert "owner@shop.example" in console_error(r, 400)  # blocked: cannot be trusted again
+    ops = [e["operation"] for e in ctl("GET", "journal", params={"processed": "true"})["entries"]]
+    assert ops.count("trusted_sender_delete") == 1 and ops.count("trusted_sender_create") == 2
+
+
+def test_unknown_trusted_sender_is_404(sb: Sandbox, console) -> None:
+    console_error(console("GET", "Console/TrustedSenders/NoSuchSender0001"), 404)
+    r = console("DELETE", "Console/TrustedSenders/NoSuchSender0001", headers={"If-Match": "a@b.c"})
+    console_error(r, 404)
+    assert console("GET", "Console/TrustedSenders/SandboxSender001").status_code == 200
+
+
+@pytest.mark.parametrize("body", [{"Email": "not-an-address"}, {"Email": ""}, {}, [1]])
+def test_trusting_garbage_is_400(sb: Sandbox, console, body) -> None:
+    console_error(console("POST", "Console/TrustedSenders", json=body), 400)
+
+
+def test_trusted_senders_paging(sb: Sandbox, console) -> None:
+    for n in range(4):
+        trust(console, f"sender{n}@example.org")
+    everything = console("GET", "Console/TrustedSenders").json()
+    assert {k: v for k, v in everything.items() if k != "Items"} == {
+        "IsPaginated": False,
+        "PageNumber": 0,
+        "PageSize": 20,
+        "Skipped": 0,
+        "TotalElementsCount": 5,
+    }
+    emails = [i["EmailAddress"] for i in everything["Items"]]
+    assert emails == ["sender@example.com"] + [f"sender{n}@example.org" for n in range(4)]
+    assert all(set(i) == SENDER_KEYS for i in everything["Items"])
+
+    page = console("GET", "Console/TrustedSenders", params={"PageNumber": 1, "PageSize": 2})
+    body = page.json()
+    assert [i["EmailAddress"] for i in body["Items"]] == emails[2:4]
+    assert (body["PageNumber"], body["PageSize"], body["Skipped"]) == (1, 2, 2)
+    assert body["TotalElementsCount"] == 5
+    last = console("GET", "Console/TrustedSenders", params={"pagenumber": 2, "pagesize": 2})
+    assert [i["EmailAddress"] for i in last.json()["Items"]] == emails[4:]
+    beyond = console("GET", "Console/TrustedSenders", params={"PageNumber": 9, "PageSize": 2})
+    assert beyond.json()["Items"] == [] and beyond.json()["TotalElementsCount"] == 5
+    for bad in ({"PageSize": 0}, {"PageNumber": -1}, {"PageSize": "many"}):
+        console_error(console("GET", "Console/TrustedSenders", params=bad), 400)
+
+
+# --- SMTP+ users ---------------------------------------------------------------------------------
+
+
+def test_smtp_user_refused_until_sender_confirmed(sb: Sandbox, console, ctl) -> None:
+    trust(console, "shop@shop.example")
+    body = {
+        "IsEnabled": True,
+        "Note": "shop",
+        "PriorityCode": 2,
+        "TrustedDomains": ["shop.example"],
+        "TrustedSenders": ["shop@shop.example", "sender@example.com"],
+    }
+    refused = console("POST", "Console/List/1/SmtpPlus", json=body)
+    description = console_error(refused, 400)
+    assert "shop@shop.example" in description and "not confirmed" in description
+    assert [u["username"] for u in ctl("GET", "smtp-users")["smtp_users"]] == ["s1234_1"]
+
+    ctl("POST", "trusted-senders/confirm", json={"email": "shop@shop.example"})
+    r = console("POST", "Console/List/1/SmtpPlus", json=body)
+    assert r.status_code == 200, r.text
+    user = r.json()
+    assert set(user) == SMTP_USER_KEYS
+    assert (user["Username"], user["IdList"], user["IsEnabled"]) == ("s1234_2", 1, True)
+    assert (user["Note"], user["PriorityCode"]) == ("shop", 2)
+    assert user["TrustedDomains"] == ["shop.example"]
+    assert user["TrustedSenders"] == ["shop@shop.example", "sender@example.com"]
+    assert (user["SmtpPlusServer"], user["SmtpPlusPort"], user["SmtpPlusEncryption"]) == (
+        "in.smtpok.com",
+        "25, 80, 1025-5000",
+        "NONE, STARTTLS",
+    )
+    assert CONSOLE_DATE.fullmatch(user["CreationDate"])
+    assert len(user["Password"]) >= 8
+    listed = {u["username"]: u for u in ctl("GET", "smtp-users")["smtp_users"]}
+    assert listed["s1234_2"]["secret"] == user["Password"]
+    assert listed["s1234_2"]["list_id"] == 1
+    assert send_as(sb, "s1234_2", user["Password"]).json()["Code"] == "0"  # usable at once
+    entry = ctl("GET", "journal", params={"operation": "smtpplus_create"})["entries"][-1]
+    assert (entry["processed"], entry["username"]) == (True, "s1234_2")
+
+
+def test_smtp_user_refused_for_blocked_or_unknown_sender(sb: Sandbox, console, ctl) -> None:
+    ctl("POST", "trusted-senders/block", json={"email": "sender@example.com"})
+    r = console("POST", "Console/List/1/SmtpPlus", json={"TrustedSenders": ["sender@example.com"]})
+    description = console_error(r, 400)
+    assert "sender@example.com" in description and "Blocked" in description
+    r = console("POST", "Console/List/1/SmtpPlus", json={"TrustedSenders": ["who@nowhere.example"]})
+    assert "who@nowhere.example" in console_error(r, 400)
+
+
+@pytest.mark.parametrize(
+    ("list_id", "body", "status"),
+    [
+        (99, {"TrustedDomains": ["example.com"]}, 404),
+        (1, {}, 400),
+        (1, {"TrustedSenders": [], "TrustedDomains": ["  "]}, 400),
+        (1, {"TrustedDomains": "example.com"}, 400),
+        (1, {"TrustedDomains": ["example.com"], "PriorityCode": 6}, 400),
+        (1, {"TrustedDomains": ["example.com"], "IsEnabled": "yes"}, 400),
+    ],
+)
+def test_smtp_user_creation_errors(sb: Sandbox, console, ctl, list_id, body, status) -> None:
+    console_error(console("POST", f"Console/List/{list_id}/SmtpPlus", json=body), status)
+    assert len(ctl("GET", "smtp-users")["smtp_users"]) == 1
+
+
+def test_smtp_user_with_domains_only_on_another_list(sb: Sandbox, console) -> None:
+    r = console("POST", "Console/List/2/SmtpPlus", json={"TrustedDomains": ["example.com"]})
+    assert r.status_code == 200
+    assert (r.json()["IdList"], r.json()["PriorityCode"], r.json()["Note"]) == (2, 3, "")
+
+
+def test_reset_password(sb: Sandbox, console, ctl) -> None:
+    r = console("POST", "Console/List/1/SmtpPlus/Reset", json={"Username": "s1234_1"})
+    assert r.status_code == 200
+    user = r.json()
+    assert set(user) == SMTP_USER_KEYS | {"IsTrusted"}
+    assert (user["Username"], user["IdList"]) == ("s1234_1", 1)
+    assert user["Password"] != SMTP_USER["Secret"]
+    assert send_as(sb, "s1234_1", SMTP_USER["Secret"]).json()["Code"] == "102"
+    assert send_as(sb, "s1234_1", user["Password"]).json()["Code"] == "0"
+    assert ctl("GET", "smtp-users")["smtp_users"][0]["secret"] == user["Password"]
+
+
+@pytest.mark.parametrize(
+    ("list_id", "username"), [(1, "s1234_99"), (2, "s1234_1"), (1, ""), (99, "s1234_1")]
+)
+def test_reset_unknown_user_is_404(sb: Sandbox, console, list_id, username) -> None:
+    r = console("POST", f"Console/List/{list_id}/SmtpPlus/Reset", json={"Username": username})
+    assert (r.status_code, r.json()) == (
+        404,
+        {
+            "ErrorCode": "404",
+            "ErrorDescription": "Account not found.",
+            "ErrorName": "NotFound",
+            "ErrorStack": "",
+        },
+    )
+    assert send_as(sb, **{k.lower(): v for k, v in SMTP_USER.items()}).json()["Code"] == "0"
+
+
+def test_faults_use_the_console_error_shape(sb: Sandbox, console, ctl) -> None:
+    ctl("POST", "force", json={"http_status": 500, "code": "500"})
+    r = console("GET", "Console/SmtpPlusPriorities")
+    assert "Internal Server Error" in console_error(r, 500)
+    ctl("POST", "force", json={"http_status": 401, "code": "401"})
+    r = console("GET", "Console/SmtpPlusPriorities")
+    assert (r.status_code, r.json()) == (401, UNAUTHORIZED)
+    ctl("POST", "force", json={"http_status": 429, "retry_after": 4})
+    assert console("GET", "Console/SmtpPlusPriorities").headers["Retry-After"] == "4"
+    faults = [e["fault"] for e in ctl("GET", "journal")["entries"] if e["api"] == "console"]
+    assert faults == ["forced"] * 3
+
+
+def test_journal_never_holds_tokens_or_passwords(sb: Sandbox, console, tokens, ctl) -> None:
+    created = console("POST", "Console/List/1/SmtpPlus", json={"TrustedDomains": ["a.example"]})
+    reset = console("POST", "Console/List/1/SmtpPlus/Reset", json={"Username": "s1234_1"})
+    text = json.dumps(ctl("GET", "journal"))
+    for secret in (
+        tokens["access_token"],
+        tokens["refresh_token"],
+        created.json()["Password"],
+        reset.json()["Password"],
+        "sandbox-smtp-secret",
+        "sandbox-password",
+        "sandbox-client-secret",
+        "Bearer",
+    ):
+        assert secret not in text
+
+
+def test_python_helpers_match_http(sb: Sandbox, console, ctl) -> None:
+    sender_id = trust(console, "py@example.org")["IdTrustedSender"]
+    confirmed = sb.confirm_trusted_sender("py@example.org")
+    assert (confirmed["status_code"], confirmed["id"]) == (1, sender_id)
+    assert confirmed["authorized"] is not None
+    assert console("GET", f"Console/TrustedSenders/{sender_id}").json()["StatusCode"] == 1
+    assert sb.block_trusted_sender("py@example.org")["status_code"] == 2
+    assert sb.trusted_senders() == ctl("GET", "trusted-senders")["trusted_senders"]
+    assert sb.smtp_users() == ctl("GET", "smtp-users")["smtp_users"]
+    with pytest.raises(KeyError):
+        sb.confirm_trusted_sender("nobody@example.org")
+    r = requests.post(f"{sb.control_url}/trusted-senders/confirm", json={"email": "x@y.z"})
+    assert r.status_code == 404
+    assert requests.post(f"{sb.control_url}/trusted-senders/block", json={}).status_code == 400
