@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None) -> Celery:
         beat_schedule_filename=str(settings.data_dir / "beat-schedule"),
         beat_schedule={
             "sweep": {"task": "mailup_jobs.sweep", "schedule": settings.sweep_interval},
+            "poll-trusted-senders": {
+                "task": "mailup_jobs.poll_trusted_senders",
+                "schedule": settings.trusted_sender_poll,
+            },
         },
     )
     return app

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     republish_after: float = Field(default=120.0, gt=0, alias="MAILUP_JOBS_REPUBLISH_AFTER")
     lease_margin: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_LEASE_MARGIN")
 
+    # Trusted senders: how often beat reads them from MailUp, and how long an SMTP+ user
+    # creation waits for its senders' confirmation before it fails.
+    trusted_sender_poll: float = Field(default=60.0, gt=0, alias="MAILUP_JOBS_TRUSTED_SENDER_POLL")
+    sender_confirm_days: float = Field(default=7.0, gt=0, alias="MAILUP_JOBS_SENDER_CONFIRM_DAYS")
+
     worker_concurrency: int = Field(default=4, ge=1, alias="MAILUP_JOBS_CONCURRENCY")
     # Messages each worker process reserves ahead; with acks_late a crash returns them.
     worker_prefetch: int = Field(default=1, ge=1, alias="MAILUP_JOBS_PREFETCH")

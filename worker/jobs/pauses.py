@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from sqlalchemy import delete, insert, select, update
 
+from worker.jobs import smtp_status
 from worker.jobs.base import JobContext
 from worker.ledger.db import connection
-from worker.ledger.models import CLAIMABLE, ChannelPause, Job, SmtpUserStatus, utcnow
+from worker.ledger.models import CLAIMABLE, ChannelPause, Job, utcnow
 from worker.mailup.errors import MailUpError
 from worker.mailup.transactional import TransactionalClient
 from worker.settings import Settings
@@ -66,7 +67,7 @@ def pause_for_smtp_user(
     account = context.claim.account
     username = context.account.smtp_user
     info = _user_info(client, username)
-    block_until = _datetime(info.get("BlockUntil"))
+    block_until = smtp_status.mailup_datetime(info.get("BlockUntil"))
     now = utcnow()
     temporary = (
         block_until is not None
@@ -77,21 +78,8 @@ def pause_for_smtp_user(
     until = block_until if temporary else None
     reason = f"SMTP+ user {username} cannot send: {exc.message}"
     with connection(context.settings.ledger_url) as db:
-        db.execute(
-            delete(SmtpUserStatus).where(
-                SmtpUserStatus.account == account, SmtpUserStatus.username == username
-            )
-        )
-        db.execute(
-            insert(SmtpUserStatus).values(
-                account=account,
-                username=username,
-                is_enabled=info.get("IsEnabled"),
-                admin_block=info.get("AdminBlock"),
-                block_until=block_until,
-                checked_at=now,
-            )
-        )
+        if info:
+            smtp_status.record(db, account, [info])
         _set_pause(db, account, "email", until, reason)
     _cache.clear()
     log.warning(
@@ -138,14 +126,3 @@ def _user_info(client: TransactionalClient, username: str) -> dict[str, Any]:
         log.warning("ListUserInfo for %s failed: %s", username, exc.message)
         return {}
     return next((u for u in users if u.get("Username") == username), users[0] if users else {})
-
-
-def _datetime(value: Any) -> datetime | None:
-    """MailUp's dates: ISO without zone (UTC); "0001-01-01T00:00:00" means none."""
-    if not value or str(value).startswith("0001-01-01"):
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from worker.errors import ConfigurationError
 from worker.jobs import pauses
-from worker.jobs.base import JobContext, JobKind, Publish, Result
+from worker.jobs.base import JobContext, JobKind, Publish, Result, Waiting
 from worker.jobs.registry import KINDS
 from worker.jobs.retry import backoff
 from worker.ledger import store
@@ -60,6 +60,8 @@ def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publi
         if later:
             return _release(context, later, publish)
         result = kind.execute(context, kind.payload.model_validate(claim.payload))
+    except Waiting as waiting:
+        return _release(context, waiting.until, publish, waiting.reason)
     except pauses.ChannelPaused as paused:
         # Not the job's fault: it waits for the account, then runs again.
         return _retry_at(context, started, publish, paused.resume_at, paused.error, paused.reason)
@@ -102,8 +104,12 @@ def _gate(kind: JobKind, context: JobContext, limiter: RateLimiter) -> datetime 
     return utcnow() + timedelta(seconds=wait + random.uniform(0, wait))
 
 
-def _release(context: JobContext, run_after: datetime, publish: Publish) -> str:
-    _record(context, lambda db: store.release(db, context.claim, run_after=run_after))
+def _release(
+    context: JobContext, run_after: datetime, publish: Publish, reason: str | None = None
+) -> str:
+    _record(
+        context, lambda db: store.release(db, context.claim, run_after=run_after, reason=reason)
+    )
     delay = (run_after - utcnow()).total_seconds()
     if delay <= MAX_COUNTDOWN:
         publish(context.claim.job_id, context.claim.priority, max(delay, 0))

@@ -243,3 +243,45 @@ class OAuthToken(Base):
     # Fernet-encrypted JSON of access token, refresh token and expiry.
     token_encrypted: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class TrustedSender(Base):
+    """The ledger's mirror of an account's trusted senders (StatusCode 0 / 1 / 2)."""
+
+    __tablename__ = "trusted_senders"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # IdTrustedSender
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(200))  # StatusDescription
+    authorized_at: Mapped[str | None] = mapped_column(String(40))  # AuthorizationDate
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class TrustedSenderChange(Base):
+    """Every change of a trusted sender's status that the ledger saw, and when."""
+
+    __tablename__ = "trusted_sender_changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    account: Mapped[str] = mapped_column(String(64))
+    sender_id: Mapped[str] = mapped_column(String(64), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    old_status_code: Mapped[int | None] = mapped_column(Integer)
+    new_status_code: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SmtpUserAccount(Base):
+    """An SMTP+ user created or reset through mailup-jobs; its password Fernet-encrypted."""
+
+    __tablename__ = "smtp_users"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    list_id: Mapped[int] = mapped_column(Integer)
+    password_encrypted: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

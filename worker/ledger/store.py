@@ -139,8 +139,8 @@ def claim(db: Executor, job_id: str, *, worker: str, lease_seconds: float) -> Cl
     return Claim(job_id, row.kind, row.account, row.payload, row.attempts, row.priority)
 
 
-def release(db: Executor, claim: Claim, *, run_after: datetime) -> bool:
-    """Give a claimed job back untouched (throttled before any call): running → queued."""
+def release(db: Executor, claim: Claim, *, run_after: datetime, reason: str | None = None) -> bool:
+    """Give a claimed job back untouched (throttled, paused, waiting): running → queued."""
     result = db.execute(
         update(Job)
         .where(
@@ -153,6 +153,8 @@ def release(db: Executor, claim: Claim, *, run_after: datetime) -> bool:
             published_at=utcnow(),
             worker=None,
             lease_expires_at=None,
+            last_error_code="waiting" if reason else None,
+            last_error=reason,
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,135 @@
+"""Job kinds for SMTP+ users: ``create_smtp_user`` (only once every trusted sender it names
+is confirmed), ``reset_smtp_password`` and ``smtp_user_info`` (ListUserInfo).
+
+A password MailUp returns is stored encrypted (``smtp_users``) and never shown in outcomes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+from pydantic import EmailStr, Field, model_validator
+from sqlalchemy import Connection, delete, insert
+from sqlalchemy.orm import Session
+
+from worker.jobs import smtp_status, trusted_senders
+from worker.jobs.base import FieldError, JobContext, JobKind, Payload, Result, Waiting
+from worker.jobs.clients import console_client, transactional_client
+from worker.jobs.fields import ListId
+from worker.ledger.crypto import secret_box
+from worker.ledger.models import Job, SmtpUserAccount, utcnow
+from worker.mailup.errors import PermanentError
+from worker.settings import Settings
+
+
+class CreateSmtpUser(Payload):
+    list_id: ListId
+    trusted_senders: list[EmailStr] = Field(default_factory=list)
+    trusted_domains: list[str] = Field(default_factory=list)
+    is_enabled: bool = True
+    note: str = Field(default="", max_length=500)
+    priority_code: int | None = Field(default=None, ge=1, le=5)
+    # Set at the door: past it, waiting for confirmations ends in failure.
+    confirm_by: datetime
+
+    @model_validator(mode="after")
+    def _something_trusted(self) -> Self:
+        if not (self.trusted_senders or self.trusted_domains):
+            raise FieldError("trusted_senders", "name at least one trusted sender or domain")
+        return self
+
+
+class ResetSmtpPassword(Payload):
+    list_id: ListId
+    username: str = Field(min_length=1, max_length=64)
+
+
+class SmtpUserInfo(Payload):
+    username: str | None = Field(default=None, max_length=64)
+
+
+def execute_create(context: JobContext, payload: CreateSmtpUser) -> Result:
+    settings, account = context.settings, context.claim.account
+    senders = [str(e) for e in payload.trusted_senders]
+    status = trusted_senders.statuses(settings, account, senders)
+    if any(code != trusted_senders.CONFIRMED for code in status.values()):
+        trusted_senders.sync(settings, account)  # the mirror may be behind MailUp
+        status = trusted_senders.statuses(settings, account, senders)
+    blocked = [e for e, code in status.items() if code == trusted_senders.BLOCKED]
+    if blocked:
+        raise PermanentError(
+            f"trusted sender {', '.join(blocked)} is blocked: MailUp will not create the user",
+            code="sender_blocked",
+        )
+    waiting = [e for e, code in status.items() if code != trusted_senders.CONFIRMED]
+    if waiting:
+        if utcnow() > payload.confirm_by:
+            raise PermanentError(
+                f"trusted sender {', '.join(waiting)} not confirmed by {payload.confirm_by}",
+                code="sender_not_confirmed",
+            )
+        raise Waiting(
+            utcnow() + timedelta(seconds=settings.trusted_sender_poll),
+            f"waiting for trusted sender confirmation: {', '.join(waiting)}",
+        )
+    request: dict[str, Any] = {
+        "IsEnabled": payload.is_enabled,
+        "Note": payload.note,
+        "TrustedDomains": payload.trusted_domains,
+        "TrustedSenders": senders,
+    }
+    if payload.priority_code:
+        request["PriorityCode"] = payload.priority_code
+    console = console_client(settings, account)
+    context.calling()
+    user = console.create_smtp_user(payload.list_id, request)
+    return _user_result(settings, account, payload.list_id, user)
+
+
+def execute_reset(context: JobContext, payload: ResetSmtpPassword) -> Result:
+    console = console_client(context.settings, context.claim.account)
+    context.calling()
+    user = console.reset_smtp_password(payload.list_id, payload.username)
+    return _user_result(context.settings, context.claim.account, payload.list_id, user)
+
+
+def execute_info(context: JobContext, payload: SmtpUserInfo) -> Result:
+    account = context.claim.account
+    users = transactional_client(context.settings, account).list_user_info(payload.username)
+    return Result(
+        outcome={"users": users},
+        record=lambda db: smtp_status.record(db, account, users),
+        http_status=200,
+        code="0",
+    )
+
+
+def _user_result(settings: Settings, account: str, list_id: int, user: dict[str, Any]) -> Result:
+    username, password = str(user["Username"]), str(user["Password"])
+    encrypted = secret_box(settings).encrypt(password)
+
+    def record(db: Connection) -> None:
+        where = (SmtpUserAccount.account == account, SmtpUserAccount.username == username)
+        db.execute(delete(SmtpUserAccount).where(*where))
+        db.execute(
+            insert(SmtpUserAccount).values(
+                account=account,
+                username=username,
+                list_id=list_id,
+                password_encrypted=encrypted,
+                updated_at=utcnow(),
+            )
+        )
+
+    shown = {k: v for k, v in user.items() if k != "Password"}
+    return Result(outcome={**shown, "password_stored": True}, record=record, http_status=200)
+
+
+def describe(session: Session, job: Job) -> dict[str, Any]:
+    return dict(job.outcome or {})
+
+
+CREATE = JobKind("create_smtp_user", CreateSmtpUser, execute_create, describe)
+RESET = JobKind("reset_smtp_password", ResetSmtpPassword, execute_reset, describe)
+INFO = JobKind("smtp_user_info", SmtpUserInfo, execute_info, describe)
