@@ -4,9 +4,11 @@ Entry fields: seq, time, method, path (no query string), api, operation, fault (
 "error", "429", "drop_before", "drop_after", "forced", "301"), processed (the operation was
 carried out: a secret read/created/deleted, an SMS delivered and charged), http_status (None when
 the connection was dropped), code (MailUp application code, None for empty bodies), plus the
-operation's own details flattened in (for sends: delivery_id, recipient, list_id, content,
-truncated, cost, campaign_code, ...). Secrets and credentials never go in: handlers record e.g.
-``list_secret_valid`` instead of the ListSecret, and headers are not recorded at all.
+operation's own details flattened in (for SMS sends: delivery_id, recipient, list_id, content,
+truncated, cost, campaign_code, ...; for emails: smtp_user, email_id, from, to, subject, the
+attachments' sha256; for token requests: grant_type, client_id, username). Secrets and
+credentials never go in: handlers record ``list_secret_valid``, ``client_valid``,
+``secret_valid`` or ``token_valid`` instead, and headers are not recorded at all.
 """
 
 from __future__ import annotations

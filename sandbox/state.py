@@ -137,11 +137,15 @@ class MessagePart:
     content_id: str
     body: bytes
 
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "filename": self.filename,
             "content_id": self.content_id,
-            "sha256": hashlib.sha256(self.body).hexdigest(),
+            "sha256": self.sha256,
             "size": len(self.body),
             "body_base64": base64.b64encode(self.body).decode(),
         }

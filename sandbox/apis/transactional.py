@@ -196,7 +196,7 @@ def _authenticate(
             raise SendError("103")
         if user.admin_block:
             raise SendError("104")
-        if False:
+        if user.block_until is not None and user.block_until > utcnow():
             until = f"{user.block_until:%Y-%m-%dT%H:%M:%S}"
             raise SendError("105", f"BlockUntil: {until}")
     return user
@@ -261,8 +261,8 @@ def _accept(
         email_id=email.id,
         subject=email.rendered_subject,
         campaign_code=email.campaign_code,
-        attachments=[p.to_dict()["sha256"] for p in email.attachments],
-        embedded_images=[p.to_dict()["sha256"] for p in email.embedded_images],
+        attachments=[p.sha256 for p in email.attachments],
+        embedded_images=[p.sha256 for p in email.embedded_images],
     )
     return Reply(200, OK)
 

@@ -1,0 +1,127 @@
+"""Trusted senders and SMTP+ users through jobs, against the sandbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from producers.console import (
+    create_smtp_user,
+    disable_trusted_sender,
+    list_trusted_senders,
+    reset_smtp_password,
+    smtp_password,
+    smtp_priorities,
+    smtp_user_info,
+    trust_sender,
+)
+from sandbox.server import Sandbox
+from tests.conftest import Env
+from tests.helpers import job, make_due, run_once
+from worker.jobs import trusted_senders
+from worker.ledger.db import transaction
+from worker.ledger.models import TrustedSenderChange
+from worker.settings import get_settings
+
+NEW = "news@example.com"
+
+
+def _trusted(email: str) -> dict[str, object]:
+    [row] = [r for r in list_trusted_senders() if r["email"] == email]
+    return row
+
+
+def test_a_trusted_sender_is_mirrored_and_its_changes_recorded(sandbox: Sandbox, env: Env) -> None:
+    assert run_once(trust_sender(NEW)) == "succeeded"
+    assert _trusted(NEW)["status_code"] == 0
+
+    sandbox.confirm_trusted_sender(NEW)
+    assert trusted_senders.poll(get_settings()) >= 1
+
+    assert _trusted(NEW)["status_code"] == 1
+    with transaction(get_settings().ledger_url) as session:
+        changes = session.scalars(
+            select(TrustedSenderChange).where(TrustedSenderChange.email == NEW)
+        ).all()
+    assert [(c.old_status_code, c.new_status_code) for c in changes] == [(None, 0), (0, 1)]
+    assert changes[1].seen_at >= changes[0].seen_at
+
+    assert run_once(disable_trusted_sender(NEW)) == "succeeded"  # its id from the mirror
+    assert _trusted(NEW)["status_code"] == 2
+
+
+def test_smtp_user_creation_waits_for_confirmation_then_creates(sandbox: Sandbox, env: Env) -> None:
+    # Given a sender that is not confirmed yet
+    run_once(trust_sender(NEW))
+    job_id = create_smtp_user(list_id=1, trusted_senders=[NEW], note="shop")
+
+    # When the job runs, it waits (no attempt spent, nothing asked of MailUp)
+    assert run_once(job_id) == "queued"
+    waiting = job(job_id)
+    assert waiting["last_error_code"] == "waiting" and NEW in waiting["last_error"]
+    assert waiting["attempts"] == []
+
+    # Then once the sender confirms, beat's poll wakes it and it creates the user
+    sandbox.confirm_trusted_sender(NEW)
+    trusted_senders.poll(get_settings())
+    assert run_once(job_id) == "succeeded"
+    outcome = job(job_id)["outcome"]
+    assert outcome["password_stored"] is True and "Password" not in outcome
+    created = {u["username"]: u for u in sandbox.smtp_users()}[outcome["Username"]]
+    assert smtp_password(outcome["Username"]) == created["secret"]
+
+
+def test_a_blocked_sender_fails_the_creation_with_the_reason(sandbox: Sandbox, env: Env) -> None:
+    run_once(trust_sender(NEW))
+    sandbox.block_trusted_sender(NEW)
+    job_id = create_smtp_user(list_id=1, trusted_senders=[NEW])
+
+    assert run_once(job_id) == "failed"
+    row = job(job_id)
+    assert row["last_error_code"] == "sender_blocked" and NEW in row["last_error"]
+    assert len(sandbox.smtp_users()) == 1  # only the seeded one
+
+
+def test_an_unconfirmed_sender_past_the_deadline_fails_the_creation(
+    sandbox: Sandbox, env: Env
+) -> None:
+    env.set(MAILUP_JOBS_SENDER_CONFIRM_DAYS=0.5 / 86400)  # half a second
+    run_once(trust_sender(NEW))
+    job_id = create_smtp_user(list_id=1, trusted_senders=[NEW])
+    time.sleep(0.6)
+
+    assert run_once(job_id) == "failed"
+    assert job(job_id)["last_error_code"] == "sender_not_confirmed"
+
+
+def test_a_reset_password_is_stored_encrypted(sandbox: Sandbox, env: Env) -> None:
+    job_id = reset_smtp_password(list_id=1, username="s1234_1")
+
+    assert run_once(job_id) == "succeeded"
+    new = {u["username"]: u for u in sandbox.smtp_users()}["s1234_1"]["secret"]
+    assert smtp_password("s1234_1") == new
+    assert new not in str(job(job_id))
+    with transaction(get_settings().ledger_url) as session:
+        raw = session.connection().exec_driver_sql("SELECT password_encrypted FROM smtp_users")
+        assert new not in str(list(raw))
+
+
+def test_operators_read_priorities_and_user_status(sandbox: Sandbox, env: Env) -> None:
+    assert [p["PriorityName"] for p in smtp_priorities()][:2] == ["VeryHigh", "High"]
+    sandbox.set_smtp_user("s1234_1", admin_block=True)
+
+    [user] = smtp_user_info("s1234_1")
+
+    assert (user["Username"], user["AdminBlock"]) == ("s1234_1", True)
+
+
+def test_a_waiting_creation_is_not_retried_into_failure(sandbox: Sandbox, env: Env) -> None:
+    env.set(MAILUP_JOBS_MAX_ATTEMPTS=2)
+    run_once(trust_sender(NEW))
+    job_id = create_smtp_user(list_id=1, trusted_senders=[NEW])
+
+    for _ in range(4):  # waiting never spends the attempt budget
+        make_due(job_id)
+        assert run_once(job_id) == "queued"
+    assert job(job_id)["attempt_count"] == 0
