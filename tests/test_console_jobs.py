@@ -125,3 +125,15 @@ def test_a_waiting_creation_is_not_retried_into_failure(sandbox: Sandbox, env: E
         make_due(job_id)
         assert run_once(job_id) == "queued"
     assert job(job_id)["attempt_count"] == 0
+
+
+def test_a_reset_password_becomes_the_accounts_smtp_secret(sandbox: Sandbox, env: Env) -> None:
+    from producers import send_email
+
+    env.set(MAILUP_SMTP_SECRET="")  # nothing in settings: the stored password serves
+    assert run_once(reset_smtp_password(list_id=1, username="s1234_1")) == "succeeded"
+
+    job_id = send_email(sender="sender@example.com", to=["a@example.com"], subject="s", text="t")
+
+    assert run_once(job_id) == "succeeded"
+    assert len(sandbox.emails()) == 1

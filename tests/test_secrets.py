@@ -86,3 +86,55 @@ def test_secrets_stay_out_of_redis_logs_and_ledger(
             ("Basic header", basic),
         ]:
             assert value and value not in text, f"{name} found in {where}"
+
+
+def test_email_and_console_secrets_stay_out_of_redis_logs_and_ledger(
+    env: Env, redis_broker: str, sandbox: Sandbox, spawn: Callable[..., Process]
+) -> None:
+    from producers import send_email
+    from producers.console import create_smtp_user, reset_smtp_password, trust_sender
+    from sandbox.state import DEFAULT_CLIENT_SECRET, DEFAULT_SMTP_SECRET
+    from worker.ledger.crypto import secret_box
+    from worker.settings import get_settings
+    from worker.tokens import RedisTokenStore
+
+    # Given a worker at DEBUG on Redis + PostgreSQL sending email and managing SMTP+ users,
+    # with an expired token, a blocked user and server errors along the way
+    env.set(MAILUP_JOBS_BROKER_URL=redis_broker, MAILUP_JOBS_LOG_LEVEL="DEBUG")
+    spawn("worker", "-c", "2")
+    sandbox.force(500, operation="send_message")
+    jobs = [send_email(sender="sender@example.com", to=["a@example.com"], subject="s", text="t")]
+    jobs.append(trust_sender("news@example.com"))
+    wait_for(lambda: set(statuses(jobs).values()) == {"succeeded"}, 60, "first jobs")
+    sandbox.confirm_trusted_sender("news@example.com")
+    sandbox.expire_tokens()
+    jobs.append(create_smtp_user(list_id=1, trusted_senders=["news@example.com"]))
+    jobs.append(reset_smtp_password(list_id=1, username="s1234_1"))
+    wait_for(lambda: set(statuses(jobs).values()) == {"succeeded"}, 90, "SMTP+ jobs")
+
+    # Then no secret appears anywhere we keep or show things
+    settings = get_settings()
+    token = RedisTokenStore(redis.Redis.from_url(redis_broker), secret_box(settings)).load(
+        "default"
+    )
+    assert token is not None and token.refresh_token
+    created = [u["secret"] for u in sandbox.smtp_users()]
+    secrets = {
+        "SMTP+ seeded secret": DEFAULT_SMTP_SECRET,
+        "console password": DEFAULT_PASSWORD,
+        "client secret": DEFAULT_CLIENT_SECRET,
+        "access token": token.access_token,
+        "refresh token": token.refresh_token,
+        **{f"SMTP+ password {n}": secret for n, secret in enumerate(created)},
+    }
+    places = {
+        "redis": _redis_text(redis_broker),
+        "worker log": (env.data_dir / "worker.log").read_text(),
+        "ledger": _ledger_text(env.values["MAILUP_JOBS_DATABASE_URL"]),
+    }
+    assert "mailup-jobs:oauth:default" in places["redis"]
+    assert "HTTP 500" in places["worker log"]
+    assert len(created) >= 2
+    for where, text in places.items():
+        for name, value in secrets.items():
+            assert value not in text, f"{name} found in {where}"

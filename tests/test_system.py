@@ -4,11 +4,13 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +116,51 @@ def test_bad_input_on_the_cli_names_the_option_and_writes_nothing(env: Env, brok
     assert result.stdout == ""
     assert "--to" in result.stderr and "international prefix" in result.stderr
     assert cli(env, "jobs", "list") == ""
+
+
+def test_email_with_attachment_and_embedded_image_from_the_cli(
+    env: Env, broker: str, sandbox: Sandbox, spawn: Callable[..., Process], tmp_path: Path
+) -> None:
+    spawn("worker", "-c", "2")
+    pdf, png = tmp_path / "invoice.pdf", tmp_path / "logo.png"
+    pdf.write_bytes(b"%PDF-1.4 " + bytes(range(256)) * 30)
+    png.write_bytes(bytes(reversed(range(256))) * 50)
+    html = tmp_path / "body.html"
+    html.write_text('<p>Hello [firstname]</p><img src="cid:logo.png">')
+
+    job_id = cli(
+        env,
+        "enqueue",
+        "email",
+        "--from",
+        "Shop <sender@example.com>",
+        "--to",
+        "ada@example.com",
+        "--cc",
+        "bob@example.com",
+        "--subject",
+        "Order",
+        "--html-file",
+        str(html),
+        "--attach",
+        str(pdf),
+        "--embed",
+        str(png),
+        "--field",
+        "firstname=Ada",
+        "--campaign-code",
+        "orders",
+    ).strip()
+
+    job = wait_for(
+        lambda: (j := show(env, job_id))["status"] == "succeeded" and j, 60, "email sent"
+    )
+    [email] = sandbox.emails()
+    assert base64.b64decode(email["attachments"][0]["body_base64"]) == pdf.read_bytes()
+    assert base64.b64decode(email["embedded_images"][0]["body_base64"]) == png.read_bytes()
+    assert email["embedded_images"][0]["content_id"] == "logo.png"
+    assert (job["outcome"]["status"], job["outcome"]["code"]) == ("done", "0")
+    assert [r["email"] for r in job["outcome"]["recipients"]] == [
+        "ada@example.com",
+        "bob@example.com",
+    ]

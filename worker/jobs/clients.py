@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from worker.errors import ConfigurationError
+from worker.ledger.crypto import secret_box
+from worker.ledger.db import connection
+from worker.ledger.models import SmtpUserAccount
 from worker.mailup.console import ConsoleClient
 from worker.mailup.http import Timeouts
 from worker.mailup.oauth import OAuthClient
@@ -78,9 +83,15 @@ def sms_client(settings: Settings, account: str) -> SmsClient:
 
 
 def transactional_client(settings: Settings, account: str) -> TransactionalClient:
-    """SendMessage / SendTemplate / ListUserInfo as the account's SMTP+ user."""
+    """SendMessage / SendTemplate / ListUserInfo as the account's SMTP+ user.
+
+    Its secret comes from settings or, when unset there, from the password MailUp returned
+    when this system created or reset that user (stored encrypted).
+    """
     config = settings.account(account)
-    secret = config.smtp_secret.get_secret_value()
+    secret = config.smtp_secret.get_secret_value() or _stored_password(
+        settings, account, config.smtp_user
+    )
     _require(account, {"smtp_user": config.smtp_user, "smtp_secret": secret})
     return TransactionalClient(
         settings.send_url, user=SmtpUser(config.smtp_user, secret), timeouts=_timeouts(settings)
@@ -108,3 +119,15 @@ def console_client(settings: Settings, account: str) -> ConsoleClient:
         renew=lambda rejected: tokens.renew(account, rejected),
         timeouts=_timeouts(settings),
     )
+
+
+def _stored_password(settings: Settings, account: str, username: str) -> str:
+    if not username:
+        return ""
+    with connection(settings.ledger_url) as db:
+        encrypted = db.scalar(
+            select(SmtpUserAccount.password_encrypted).where(
+                SmtpUserAccount.account == account, SmtpUserAccount.username == username
+            )
+        )
+    return secret_box(settings).decrypt(encrypted) if encrypted else ""
