@@ -164,3 +164,42 @@ def test_email_with_attachment_and_embedded_image_from_the_cli(
         "ada@example.com",
         "bob@example.com",
     ]
+
+
+def test_blocked_user_pause_and_smtp_user_creation_with_worker_and_beat(
+    env: Env, broker: str, sandbox: Sandbox, spawn: Callable[..., Process]
+) -> None:
+    from datetime import timedelta
+
+    from producers import send_email
+    from producers.console import create_smtp_user, trust_sender
+    from tests.helpers import statuses
+    from worker.ledger.models import utcnow
+
+    env.set(MAILUP_JOBS_SWEEP_INTERVAL=1, MAILUP_JOBS_TRUSTED_SENDER_POLL=1)
+    spawn("beat")
+    spawn("worker", "-c", "2")
+
+    # A blocked SMTP+ user: the account's email waits for BlockUntil, then all go out
+    sandbox.set_smtp_user("s1234_1", block_until=(utcnow() + timedelta(seconds=4)).isoformat())
+    emails = [
+        send_email(sender="sender@example.com", to=[f"u{n}@example.com"], subject="s", text="t")
+        for n in range(3)
+    ]
+    wait_for(lambda: set(statuses(emails).values()) == {"succeeded"}, 90, "emails resume")
+    codes = [a["mailup_code"] for e in emails for a in show(env, e)["attempts"]]
+    # Only the calls already in flight met the block (2 worker processes); none failed.
+    assert 1 <= codes.count("105") <= 2 and codes.count("0") == 3
+    assert set(codes) == {"105", "0"}
+    assert len(sandbox.emails()) == 3
+
+    # An SMTP+ user creation waits for its sender's confirmation; beat's poll resumes it
+    trust = trust_sender("news@example.com")
+    wait_for(lambda: statuses([trust])[trust] == "succeeded", 60, "sender trusted")
+    create = create_smtp_user(list_id=1, trusted_senders=["news@example.com"])
+    wait_for(lambda: show(env, create)["last_error_code"] == "waiting", 60, "creation waits")
+    sandbox.confirm_trusted_sender("news@example.com")
+    job = wait_for(
+        lambda: (j := show(env, create))["status"] == "succeeded" and j, 60, "user created"
+    )
+    assert job["outcome"]["Username"] in {u["username"] for u in sandbox.smtp_users()}

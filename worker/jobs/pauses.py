@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # How often jobs of a channel paused "until an operator clears it" look again.
 RECHECK = timedelta(minutes=5)
+BLOCKED_UNTIL = "105"
+CLOCK_GRACE = timedelta(seconds=1)
+BRIEF = timedelta(seconds=30)
 _CACHE_SECONDS = 2.0
 _cache: dict[tuple[str, str, str], tuple[float, datetime | None]] = {}
 
@@ -69,13 +72,13 @@ def pause_for_smtp_user(
     info = _user_info(client, username)
     block_until = smtp_status.mailup_datetime(info.get("BlockUntil"))
     now = utcnow()
-    temporary = (
-        block_until is not None
-        and block_until > now
-        and info.get("IsEnabled", True)
-        and not info.get("AdminBlock")
-    )
-    until = block_until if temporary else None
+    dated = block_until is not None and block_until > now
+    operator_needed = info.get("AdminBlock") or info.get("IsEnabled") is False
+    until: datetime | None = None
+    if exc.code == BLOCKED_UNTIL or (dated and not operator_needed):
+        # A second past MailUp's date absorbs our clocks' difference; a date already past
+        # (MailUp's clock runs behind ours) means "very soon".
+        until = block_until + CLOCK_GRACE if dated and block_until else now + BRIEF
     reason = f"SMTP+ user {username} cannot send: {exc.message}"
     with connection(context.settings.ledger_url) as db:
         if info:

@@ -91,7 +91,7 @@ def _gate(kind: JobKind, context: JobContext, limiter: RateLimiter) -> datetime 
     paused_until = pauses.resume_at(settings, account, kind.channel)
     if paused_until:
         # A little jitter so the waiting jobs do not all come back in the same second.
-        return paused_until + timedelta(seconds=random.uniform(0, 30))
+        return paused_until + timedelta(seconds=random.uniform(0, 10))
     per_hour: int = getattr(context.account, f"{kind.channel}_per_hour")
     if not per_hour:
         return None
