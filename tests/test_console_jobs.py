@@ -137,3 +137,17 @@ def test_a_reset_password_becomes_the_accounts_smtp_secret(sandbox: Sandbox, env
 
     assert run_once(job_id) == "succeeded"
     assert len(sandbox.emails()) == 1
+
+
+def test_list_user_info_as_a_job_records_the_users_status(sandbox: Sandbox, env: Env) -> None:
+    from producers.console import smtp_user_info_job
+    from worker.ledger.models import SmtpUserStatus
+
+    sandbox.set_smtp_user("s1234_1", is_enabled=False)
+    job_id = smtp_user_info_job("s1234_1")
+
+    assert run_once(job_id) == "succeeded"
+    assert job(job_id)["outcome"]["users"][0]["IsEnabled"] is False
+    with transaction(get_settings().ledger_url) as session:
+        status = session.scalars(select(SmtpUserStatus)).one()
+    assert (status.username, status.is_enabled) == ("s1234_1", False)

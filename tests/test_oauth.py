@@ -118,3 +118,28 @@ def test_tokens_are_stored_encrypted(sandbox: Sandbox, store_kind: str) -> None:
             rows = str(list(connection.exec_driver_sql("SELECT * FROM oauth_tokens")))
         engine.dispose()
         assert "gAAAAA" in rows and access not in rows
+
+
+def test_both_error_shapes_become_clear_errors(sandbox: Sandbox, env: Env) -> None:
+    from worker.mailup.errors import PermanentError
+
+    # {"error", "error_description"}: the token endpoint refusing a password
+    env.set(MAILUP_PASSWORD="wrong-password")
+    with pytest.raises(PermanentError) as refused:
+        oauth_client(get_settings(), "default").password_grant()
+    assert refused.value.code == "invalid_grant" and refused.value.http_status == 400
+    assert "wrong-password" not in str(refused.value)
+
+    # {"ErrorCode", "ErrorDescription", …}: the Console API refusing a request
+    env.set(MAILUP_PASSWORD="sandbox-password")
+    tokens = _tokens()
+    console = ConsoleClient(
+        get_settings().console_url,
+        token=lambda: tokens.get("default"),
+        renew=lambda rejected: tokens.renew("default", rejected),
+        timeouts=Timeouts(2, 5),
+    )
+    with pytest.raises(PermanentError) as missing:
+        console.disable_trusted_sender("no-such-id", "x@example.com")
+    assert missing.value.code == "404" and missing.value.http_status == 404
+    assert "disable trusted sender: HTTP 404 code 404:" in str(missing.value)
