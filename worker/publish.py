@@ -17,8 +17,14 @@ RUN_JOB = "mailup_jobs.run_job"
 
 
 @functools.cache
-def _publisher(broker_url: str) -> Celery:
+def _publisher(broker_url: str, data_dir: str) -> Celery:
+    # Keyed by all the connection depends on: the filesystem broker's folders are in data_dir.
     return create_app(get_settings())
+
+
+def _current_publisher() -> Celery:
+    settings = get_settings()
+    return _publisher(settings.broker_url, str(settings.data_dir))
 
 
 def declare_queue() -> None:
@@ -27,7 +33,7 @@ def declare_queue() -> None:
     A Redis that was flushed or restarted without persistence has also lost kombu's
     exchange bindings, and kombu silently drops what is published to an unbound exchange.
     """
-    app = _publisher(get_settings().broker_url)
+    app = _current_publisher()
     with app.connection_for_write() as connection:
         queue = app.amqp.queues[QUEUE]
         queue(connection.default_channel).declare()
@@ -35,7 +41,7 @@ def declare_queue() -> None:
 
 def publish(job_id: str, priority: int = 5, countdown: float | None = None) -> bool:
     try:
-        _publisher(get_settings().broker_url).send_task(
+        _current_publisher().send_task(
             RUN_JOB,
             args=[job_id],
             priority=priority,
