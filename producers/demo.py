@@ -1,7 +1,8 @@
 """``mailup-jobs demo``: the whole system on one machine with nothing installed.
 
 Starts the sandbox (as MailUp), a worker and beat on the embedded defaults (SQLite ledger,
-filesystem broker), creates list 1's ListSecret, sends a few SMS and prints their ledger rows.
+filesystem broker), creates list 1's ListSecret, sends a few SMS and an email with an
+attachment, and prints their ledger rows.
 """
 
 from __future__ import annotations
@@ -17,17 +18,34 @@ from typing import Any
 import click
 import requests
 
-from sandbox.state import DEFAULT_ACCOUNT_ID, DEFAULT_PASSWORD, DEFAULT_USERNAME, list_guid
+from sandbox.state import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_PASSWORD,
+    DEFAULT_SMTP_SECRET,
+    DEFAULT_SMTP_USER,
+    DEFAULT_USERNAME,
+    list_guid,
+)
 
 DEMO_LIST = 1
 
 
 def _sandbox_env(port: int) -> dict[str, str]:
+    base = f"http://127.0.0.1:{port}"
     return {
-        "MAILUP_SMS_URL": f"http://127.0.0.1:{port}/sms/api/v2.0",
+        "MAILUP_SMS_URL": f"{base}/sms/api/v2.0",
+        "MAILUP_SEND_URL": f"{base}/send/API/v2.0",
+        "MAILUP_CONSOLE_URL": f"{base}/services/API/v1.1/Rest/ConsoleService.svc",
+        "MAILUP_TOKEN_URL": f"{base}/services/Authorization/OAuth/Token",
         "MAILUP_ACCOUNT_ID": str(DEFAULT_ACCOUNT_ID),
         "MAILUP_USERNAME": DEFAULT_USERNAME,
         "MAILUP_PASSWORD": DEFAULT_PASSWORD,
+        "MAILUP_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "MAILUP_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "MAILUP_SMTP_USER": DEFAULT_SMTP_USER,
+        "MAILUP_SMTP_SECRET": DEFAULT_SMTP_SECRET,
     }
 
 
@@ -52,6 +70,7 @@ def run_demo(*, count: int, port: int) -> int:
     os.environ.update(_sandbox_env(port))
     # Imported after the environment is set: settings are read once.
     from producers.audit import get_job
+    from producers.email import Attachment, send_email
     from producers.enqueue import manage_list_secret, send_sms
     from worker.ledger.migrate import upgrade
     from worker.settings import get_settings
@@ -84,7 +103,17 @@ def run_demo(*, count: int, port: int) -> int:
                     campaign_code="demo",
                 )
             )
-        click.echo(f"queued {count} SMS jobs; waiting for the worker…")
+        job_ids.append(
+            send_email(
+                sender="Demo <sender@example.com>",
+                to=["ada@example.com"],
+                subject="Your receipt",
+                html="<p>Thanks for your order!</p>",
+                attachments=[Attachment("receipt.txt", b"1 x demo, 0.00 EUR\n")],
+                campaign_code="demo",
+            )
+        )
+        click.echo(f"queued {count} SMS and 1 email; waiting for the worker…")
         jobs = _wait_until_settled(job_ids, get_job)
     finally:
         for process in processes:
@@ -92,13 +121,16 @@ def run_demo(*, count: int, port: int) -> int:
         for process in processes:
             process.wait(timeout=20)
 
-    click.echo(f"\n{'job id':<36}  {'kind':<11}  {'status':<9}  {'recipient':<14}  delivery  cost")
+    click.echo(f"\n{'job id':<36}  {'kind':<12}  {'status':<9}  {'recipient':<15}  delivery  cost")
     for job in jobs:
         outcome = job["outcome"] or {}
+        if job["kind"] == "send_message":
+            recipients = outcome.get("recipients") or [{}]
+            outcome = {**outcome, "recipient": recipients[0].get("email", "-")}
         error = f"  [{job['last_error_code']}] {job['last_error']}" if job["last_error"] else ""
         click.echo(
-            f"{job['id']:<36}  {job['kind']:<11}  {job['status']:<9}  "
-            f"{outcome.get('recipient', '-'):<14}  {outcome.get('delivery_id', '-'):>8}  "
+            f"{job['id']:<36}  {job['kind']:<12}  {job['status']:<9}  "
+            f"{outcome.get('recipient', '-'):<15}  {outcome.get('delivery_id', '-'):>8}  "
             f"{outcome.get('cost', '-')}{error}"
         )
     click.echo("\nmore: mailup-jobs jobs show JOB_ID --json")
