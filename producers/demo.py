@@ -18,35 +18,10 @@ from typing import Any
 import click
 import requests
 
-from sandbox.state import (
-    DEFAULT_ACCOUNT_ID,
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_PASSWORD,
-    DEFAULT_SMTP_SECRET,
-    DEFAULT_SMTP_USER,
-    DEFAULT_USERNAME,
-    list_guid,
-)
+from sandbox.server import client_settings
+from sandbox.state import list_guid
 
 DEMO_LIST = 1
-
-
-def _sandbox_env(port: int) -> dict[str, str]:
-    base = f"http://127.0.0.1:{port}"
-    return {
-        "MAILUP_SMS_URL": f"{base}/sms/api/v2.0",
-        "MAILUP_SEND_URL": f"{base}/send/API/v2.0",
-        "MAILUP_CONSOLE_URL": f"{base}/services/API/v1.1/Rest/ConsoleService.svc",
-        "MAILUP_TOKEN_URL": f"{base}/services/Authorization/OAuth/Token",
-        "MAILUP_ACCOUNT_ID": str(DEFAULT_ACCOUNT_ID),
-        "MAILUP_USERNAME": DEFAULT_USERNAME,
-        "MAILUP_PASSWORD": DEFAULT_PASSWORD,
-        "MAILUP_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "MAILUP_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "MAILUP_SMTP_USER": DEFAULT_SMTP_USER,
-        "MAILUP_SMTP_SECRET": DEFAULT_SMTP_SECRET,
-    }
 
 
 def _start(name: str, args: list[str], logs: Path) -> subprocess.Popen[bytes]:
@@ -67,7 +42,7 @@ def _wait_for(url: str, timeout: float = 15.0) -> None:
 
 
 def run_demo(*, count: int, port: int) -> int:
-    os.environ.update(_sandbox_env(port))
+    os.environ.update(client_settings(f"http://127.0.0.1:{port}"))
     # Imported after the environment is set: settings are read once.
     from producers.audit import get_job
     from producers.email import Attachment, send_email

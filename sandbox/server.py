@@ -130,6 +130,10 @@ class Sandbox:
     def control_url(self) -> str:
         return self.url + control.PREFIX
 
+    @property
+    def client_settings(self) -> dict[str, str]:
+        return client_settings(self.url)
+
     # --- Python-side conveniences mirroring /_sandbox ----------------------------------------
 
     def reset(self) -> None:
@@ -298,25 +302,30 @@ class Sandbox:
         return Reply(forced.http_status, family.error_body(code, text), headers)
 
 
+def client_settings(url: str) -> dict[str, str]:
+    """The MAILUP_* settings that point mailup-jobs at a sandbox serving at ``url``."""
+    return {
+        "MAILUP_TOKEN_URL": url + OAUTH.prefix,
+        "MAILUP_CONSOLE_URL": url + CONSOLE.prefix,
+        "MAILUP_SEND_URL": url + TRANSACTIONAL.prefix,
+        "MAILUP_SMS_URL": url + SMS.prefix,
+        "MAILUP_USERNAME": DEFAULT_USERNAME,
+        "MAILUP_PASSWORD": DEFAULT_PASSWORD,
+        "MAILUP_ACCOUNT_ID": str(DEFAULT_ACCOUNT_ID),
+        "MAILUP_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "MAILUP_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "MAILUP_SMTP_USER": DEFAULT_SMTP_USER,
+        "MAILUP_SMTP_SECRET": DEFAULT_SMTP_SECRET,
+    }
+
+
 def serve(host: str, port: int, seed: int = 0, *, verbose: bool = False) -> None:
     """Serve in the foreground until Ctrl-C, after printing the URL and the seeded world."""
     sandbox = Sandbox(host, port, seed=seed, verbose=verbose)
     httpd = sandbox.bind()
     print(f"MailUp sandbox listening on {sandbox.url} (control: {sandbox.control_url}/)")
     print("  Base URLs and seeded credentials, as environment variables:")
-    for name, value in (
-        ("MAILUP_TOKEN_URL", sandbox.token_url),
-        ("MAILUP_CONSOLE_URL", sandbox.console_url),
-        ("MAILUP_SEND_URL", sandbox.send_url),
-        ("MAILUP_SMS_URL", sandbox.sms_url),
-        ("MAILUP_USERNAME", DEFAULT_USERNAME),
-        ("MAILUP_PASSWORD", DEFAULT_PASSWORD),
-        ("MAILUP_ACCOUNT_ID", str(DEFAULT_ACCOUNT_ID)),
-        ("MAILUP_CLIENT_ID", DEFAULT_CLIENT_ID),
-        ("MAILUP_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
-        ("MAILUP_SMTP_USER", DEFAULT_SMTP_USER),
-        ("MAILUP_SMTP_SECRET", DEFAULT_SMTP_SECRET),
-    ):
+    for name, value in sandbox.client_settings.items():
         print(f"    {name}={value}")
     print("  Seeded world:")
     for line in sandbox.state.describe():

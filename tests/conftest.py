@@ -22,16 +22,7 @@ import sqlalchemy
 from cryptography.fernet import Fernet
 
 from sandbox.server import Sandbox
-from sandbox.state import (
-    DEFAULT_ACCOUNT_ID,
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_PASSWORD,
-    DEFAULT_SMTP_SECRET,
-    DEFAULT_SMTP_USER,
-    DEFAULT_USERNAME,
-    list_guid,
-)
+from sandbox.state import list_guid
 from worker.ledger.db import dispose_all
 from worker.ledger.migrate import upgrade
 from worker.settings import get_settings
@@ -142,20 +133,10 @@ def env(
             monkeypatch.delenv(name)
     environment = Env({}, tmp_path, monkeypatch)
     environment.set(
+        **sandbox.client_settings,
         MAILUP_JOBS_DATA_DIR=tmp_path,
         MAILUP_JOBS_DATABASE_URL=ledger_url,
         MAILUP_JOBS_SECRET_KEY=Fernet.generate_key().decode(),
-        MAILUP_SMS_URL=sandbox.sms_url,
-        MAILUP_SEND_URL=sandbox.send_url,
-        MAILUP_CONSOLE_URL=sandbox.console_url,
-        MAILUP_TOKEN_URL=sandbox.token_url,
-        MAILUP_CLIENT_ID=DEFAULT_CLIENT_ID,
-        MAILUP_CLIENT_SECRET=DEFAULT_CLIENT_SECRET,
-        MAILUP_SMTP_USER=DEFAULT_SMTP_USER,
-        MAILUP_SMTP_SECRET=DEFAULT_SMTP_SECRET,
-        MAILUP_ACCOUNT_ID=DEFAULT_ACCOUNT_ID,
-        MAILUP_USERNAME=DEFAULT_USERNAME,
-        MAILUP_PASSWORD=DEFAULT_PASSWORD,
         MAILUP_JOBS_READ_TIMEOUT=5,
         MAILUP_JOBS_BACKOFF_BASE=0.2,
         MAILUP_JOBS_BACKOFF_CAP=1,

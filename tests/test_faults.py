@@ -77,6 +77,23 @@ def _assert_sent_at_most_once(
             assert delivered[recipient] == 0, f"job {job_id} failed but was delivered"
 
 
+def _in_flight(sandbox: Sandbox, spawn: Callable[..., Process], count: int) -> dict[str, str]:
+    """``count`` jobs in flight behind a slow MailUp, with beat and a worker running."""
+    sandbox.set_faults(latency_ms=20)
+    jobs = _enqueue(count)
+    spawn("beat")
+    spawn("worker", "-c", "4")
+    wait_for(lambda: len(sandbox.deliveries()) >= 20, 60, "some progress")
+    return jobs
+
+
+def _assert_each_sent_once(sandbox: Sandbox, jobs: dict[str, str]) -> None:
+    final = _wait_until_final(list(jobs), timeout=300)
+    assert set(final.values()) == {"succeeded"}, Counter(final.values())
+    _assert_sent_at_most_once(sandbox, jobs, final)
+    assert len(sandbox.deliveries()) == len(jobs)
+
+
 def test_workers_killed_mid_run_lose_nothing_and_send_nothing_twice(
     env: Env,
     fast_recovery: str,
@@ -116,20 +133,13 @@ def test_a_flushed_broker_loses_no_job(
     spawn: Callable[..., Process],
 ) -> None:
     # Given 200 jobs waiting in Redis behind a slow MailUp
-    sandbox.set_faults(latency_ms=20)
-    jobs = _enqueue(200)
-    spawn("beat")
-    spawn("worker", "-c", "2")
-    wait_for(lambda: len(sandbox.deliveries()) >= 20, 60, "some progress")
+    jobs = _in_flight(sandbox, spawn, 200)
 
     # When Redis loses everything (messages, unacked deliveries, bindings)
     redis.Redis.from_url(fast_recovery).flushdb()
 
     # Then the sweeper re-publishes from the ledger and every job is sent exactly once
-    final = _wait_until_final(list(jobs), timeout=180)
-    assert set(final.values()) == {"succeeded"}, Counter(final.values())
-    _assert_sent_at_most_once(sandbox, jobs, final)
-    assert len(sandbox.deliveries()) == 200
+    _assert_each_sent_once(sandbox, jobs)
 
 
 def _restart_postgres() -> None:
@@ -151,21 +161,14 @@ def test_a_database_restart_loses_no_job(
     spawn: Callable[..., Process],
 ) -> None:
     # Given 200 jobs in flight on PostgreSQL
-    sandbox.set_faults(latency_ms=20)
-    jobs = _enqueue(200)
-    spawn("beat")
-    spawn("worker", "-c", "4")
-    wait_for(lambda: len(sandbox.deliveries()) >= 30, 60, "some progress")
+    jobs = _in_flight(sandbox, spawn, 200)
 
     # When PostgreSQL restarts under the workers (every pooled connection dies)
     _restart_postgres()
     dispose_all()  # this test's own connections died too
 
     # Then every job is still sent, exactly once
-    final = _wait_until_final(list(jobs), timeout=300)
-    assert set(final.values()) == {"succeeded"}, Counter(final.values())
-    _assert_sent_at_most_once(sandbox, jobs, final)
-    assert len(sandbox.deliveries()) == 200
+    _assert_each_sent_once(sandbox, jobs)
 
 
 def test_a_failing_mailup_gets_each_job_a_clear_ending(
