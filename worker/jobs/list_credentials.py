@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, select
 
 from worker.errors import ConfigurationError
+from worker.ledger import store
 from worker.ledger.crypto import secret_box
 from worker.ledger.db import connection
-from worker.ledger.models import ListCredential
+from worker.ledger.models import ListCredential, utcnow
 from worker.ledger.store import Executor
 from worker.mailup.sms import SmsClient
 from worker.settings import Settings
@@ -43,15 +44,17 @@ def load(db: Executor, settings: Settings, account: str, list_id: int) -> ListKe
     return ListKeys(row.list_guid, secret)
 
 
-def save(db: Executor, settings: Settings, account: str, list_id: int, keys: ListKeys) -> None:
+def save(db: Connection, settings: Settings, account: str, list_id: int, keys: ListKeys) -> None:
     """Replace the list's keys (the secret encrypted)."""
     encrypted = secret_box(settings).encrypt(keys.secret) if keys.secret else None
-    where = (ListCredential.account == account, ListCredential.list_id == list_id)
-    db.execute(delete(ListCredential).where(*where))
-    db.execute(
-        insert(ListCredential).values(
-            account=account, list_id=list_id, list_guid=keys.list_guid, secret_encrypted=encrypted
-        )
+    store.upsert(
+        db,
+        ListCredential,
+        account=account,
+        list_id=list_id,
+        list_guid=keys.list_guid,
+        secret_encrypted=encrypted,
+        updated_at=utcnow(),
     )
     _cache.pop((settings.ledger_url, account, list_id), None)
 

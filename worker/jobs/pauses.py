@@ -12,10 +12,11 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from worker.jobs import smtp_status
 from worker.jobs.base import JobContext
+from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import CLAIMABLE, ChannelPause, Job, utcnow
 from worker.mailup.errors import MailUpError
@@ -112,13 +113,17 @@ def clear(settings: Settings, account: str, channel: str, kinds: list[str]) -> b
     return bool(removed)
 
 
-def _set_pause(db: Any, account: str, channel: str, until: datetime | None, reason: str) -> None:
-    where = (ChannelPause.account == account, ChannelPause.channel == channel)
-    db.execute(delete(ChannelPause).where(*where))
-    db.execute(
-        insert(ChannelPause).values(
-            account=account, channel=channel, until=until, reason=reason, created_at=utcnow()
-        )
+def _set_pause(
+    db: Connection, account: str, channel: str, until: datetime | None, reason: str
+) -> None:
+    store.upsert(
+        db,
+        ChannelPause,
+        account=account,
+        channel=channel,
+        until=until,
+        reason=reason,
+        created_at=utcnow(),
     )
 
 

@@ -5,24 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection
 
+from worker.ledger import store
 from worker.ledger.models import SmtpUserStatus, utcnow
 
 
 def record(db: Connection, account: str, users: list[dict[str, Any]]) -> None:
     for user in users:
-        where = (SmtpUserStatus.account == account, SmtpUserStatus.username == user["Username"])
-        db.execute(delete(SmtpUserStatus).where(*where))
-        db.execute(
-            insert(SmtpUserStatus).values(
-                account=account,
-                username=user["Username"],
-                is_enabled=user.get("IsEnabled"),
-                admin_block=user.get("AdminBlock"),
-                block_until=mailup_datetime(user.get("BlockUntil")),
-                checked_at=utcnow(),
-            )
+        store.upsert(
+            db,
+            SmtpUserStatus,
+            account=account,
+            username=user["Username"],
+            is_enabled=user.get("IsEnabled"),
+            admin_block=user.get("AdminBlock"),
+            block_until=mailup_datetime(user.get("BlockUntil")),
+            checked_at=utcnow(),
         )
 
 

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from pydantic import EmailStr, Field, model_validator
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from worker.jobs import smtp_status, trusted_senders
 from worker.jobs.base import FieldError, JobContext, JobKind, Payload, Result, Waiting
 from worker.jobs.clients import console_client, transactional_client
 from worker.jobs.fields import ListId
+from worker.ledger import store
 from worker.ledger.crypto import secret_box
 from worker.ledger.models import Job, SmtpUserAccount, utcnow
 from worker.mailup.errors import PermanentError
@@ -110,16 +111,14 @@ def _user_result(settings: Settings, account: str, list_id: int, user: dict[str,
     encrypted = secret_box(settings).encrypt(password)
 
     def record(db: Connection) -> None:
-        where = (SmtpUserAccount.account == account, SmtpUserAccount.username == username)
-        db.execute(delete(SmtpUserAccount).where(*where))
-        db.execute(
-            insert(SmtpUserAccount).values(
-                account=account,
-                username=username,
-                list_id=list_id,
-                password_encrypted=encrypted,
-                updated_at=utcnow(),
-            )
+        store.upsert(
+            db,
+            SmtpUserAccount,
+            account=account,
+            username=username,
+            list_id=list_id,
+            password_encrypted=encrypted,
+            updated_at=utcnow(),
         )
 
     shown = {k: v for k, v in user.items() if k != "Password"}

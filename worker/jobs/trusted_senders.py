@@ -7,12 +7,13 @@ import logging
 from typing import Any, Literal, Self
 
 from pydantic import EmailStr, Field, model_validator
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.errors import ConfigurationError
 from worker.jobs.base import FieldError, JobContext, JobKind, Payload, Result
 from worker.jobs.clients import console_client
+from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import CLAIMABLE, Job, TrustedSender, TrustedSenderChange, utcnow
 from worker.mailup.console import ConsoleClient
@@ -134,17 +135,16 @@ def _mirror(db: Connection, account: str, items: list[dict[str, Any]]) -> list[d
                     seen_at=utcnow(),
                 )
             )
-        db.execute(delete(TrustedSender).where(*where))
-        db.execute(
-            insert(TrustedSender).values(
-                account=account,
-                sender_id=sender_id,
-                email=item["EmailAddress"],
-                status_code=code,
-                status=item.get("StatusDescription") or "",
-                authorized_at=item.get("AuthorizationDate") or None,
-                checked_at=utcnow(),
-            )
+        store.upsert(
+            db,
+            TrustedSender,
+            account=account,
+            sender_id=sender_id,
+            email=item["EmailAddress"],
+            status_code=code,
+            status=item.get("StatusDescription") or "",
+            authorized_at=item.get("AuthorizationDate") or None,
+            checked_at=utcnow(),
         )
     return changes
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,7 @@ from worker.ledger.models import (
     CLAIMABLE,
     Attempt,
     AttemptOutcome,
+    Base,
     Job,
     JobStatus,
     utcnow,
@@ -24,6 +26,17 @@ from worker.ledger.models import (
 # The worker's transitions run on a Core connection (its hot path); producers and the
 # audit side use an ORM session. Both execute the same statements.
 Executor = Connection | Session
+
+
+def upsert(db: Connection, model: type[Base], **values: Any) -> None:
+    """Insert the row, or update the one with its primary key: atomic, so concurrent
+    writers cannot collide (delete-then-insert can, under READ COMMITTED)."""
+    table = model.__table__
+    keys = [column.name for column in table.primary_key]
+    dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values)
+    changes = {name: statement.excluded[name] for name in values if name not in keys}
+    db.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
 class IdempotencyConflict(Exception):

@@ -1,0 +1,39 @@
+"""The ``mailup-jobs`` command: run the system, enqueue jobs, audit the ledger."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from producers.cli import audit, console, enqueue, system
+from worker.errors import ConfigurationError
+
+
+@click.group()
+def cli() -> None:
+    """mailup-jobs: a durable job queue for the MailUp APIs."""
+
+
+for command in (
+    system.migrate,
+    system.worker,
+    system.beat,
+    system.sandbox,
+    system.generate_key,
+    system.demo,
+    enqueue.enqueue,
+    audit.jobs,
+    console.accounts,
+    console.trusted_senders_group,
+    console.smtp_users_group,
+):
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except ConfigurationError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,88 @@
+"""`mailup-jobs jobs …`: audit the ledger, and an operator's few actions on a job."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.group()
+def jobs() -> None:
+    """Audit the ledger."""
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def jobs_show(job_id: str, as_json: bool) -> None:
+    """One job with its attempts and outcome."""
+    from producers.audit import get_job
+
+    job = get_job(job_id)
+    if job is None:
+        click.echo(f"no job {job_id}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(job, indent=2))
+        return
+    click.echo(f"{job['id']}  {job['kind']}  {job['status']}  account={job['account']}")
+    if job["last_error"]:
+        click.echo(f"  last error [{job['last_error_code']}]: {job['last_error']}")
+    for key, value in (job["outcome"] or {}).items():
+        click.echo(f"  {key}: {value}")
+    for attempt in job["attempts"]:
+        click.echo(
+            f"  attempt {attempt['number']}: {attempt['outcome']} http={attempt['http_status']}"
+            f" code={attempt['mailup_code']} {attempt['duration_ms']}ms {attempt['error'] or ''}"
+        )
+
+
+@jobs.command("list")
+@click.option("--status")
+@click.option("--kind")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def jobs_list(status: str | None, kind: str | None, limit: int, as_json: bool) -> None:
+    """The newest jobs."""
+    from producers.audit import list_jobs
+
+    rows = list_jobs(status=status, kind=kind, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        error = f"  [{row['last_error_code']}]" if row["last_error_code"] else ""
+        click.echo(f"{row['id']}  {row['created_at']}  {row['kind']:<12} {row['status']}{error}")
+
+
+@jobs.command("stats")
+def jobs_stats() -> None:
+    """How many jobs are in each status."""
+    from producers.audit import status_counts
+
+    for status, count in sorted(status_counts().items()):
+        click.echo(f"{status:<10} {count}")
+
+
+@jobs.command("retry")
+@click.argument("job_id")
+def jobs_retry(job_id: str) -> None:
+    """Queue a failed or in_doubt job again (check first that it was not sent)."""
+    from producers.audit import requeue
+
+    if not requeue(job_id):
+        click.echo(f"job {job_id} is not failed or in_doubt", err=True)
+        sys.exit(1)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a queued job, or one waiting for a retry."""
+    from producers.audit import cancel
+
+    if not cancel(job_id):
+        click.echo(f"job {job_id} is not queued or retrying", err=True)
+        sys.exit(1)
