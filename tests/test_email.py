@@ -194,3 +194,21 @@ def test_an_admin_block_pauses_until_an_operator_resumes(sandbox: Sandbox, env: 
     for job_id in (first, second):
         make_due(job_id)
         assert run_once(job_id) == "succeeded"
+
+
+def test_an_idempotency_key_covers_the_attachment_bytes(env: Env) -> None:
+    from sqlalchemy import func
+
+    from worker.ledger.models import JobPart
+
+    first = _email(attachments=[Attachment("a.pdf", PDF)], idempotency_key="receipt-1")
+    again = _email(attachments=[Attachment("a.pdf", PDF)], idempotency_key="receipt-1")
+    with pytest.raises(InvalidJob) as changed:
+        _email(attachments=[Attachment("a.pdf", PDF + b"!")], idempotency_key="receipt-1")
+
+    assert again == first
+    assert changed.value.field == "idempotency_key"
+    with transaction(get_settings().ledger_url) as session:
+        parts = session.scalar(select(func.count()).select_from(JobPart))
+        recipients = session.scalar(select(func.count()).select_from(EmailRecipient))
+    assert (job_count(), parts, recipients) == (1, 1, 1)
