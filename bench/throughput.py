@@ -121,7 +121,7 @@ def _load_system(count: int) -> Callable[[], datetime | None]:
     runner.run(
         setup,
         settings=settings,
-        limiter=limiter_for(settings.broker_url, url),
+        limiter=limiter_for(settings),
         publish=lambda *a: True,
     )
     for n in range(count):

@@ -33,7 +33,7 @@ def run_once(job_id: str, publish: Recorder | None = None) -> str | None:
     return runner.run(
         job_id,
         settings=settings,
-        limiter=limiter_for(settings.broker_url, settings.ledger_url),
+        limiter=limiter_for(settings),
         publish=publish or Recorder(),
     )
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.ledger.db import transaction
 from worker.ledger.models import RateLimit
+from worker.settings import Settings
 
 _GCRA = """
 local now_parts = redis.call('TIME')
@@ -71,8 +72,8 @@ class SqlRateLimiter:
         return 0.0
 
 
-def limiter_for(broker_url: str, database_url: str) -> RateLimiter:
+def limiter_for(settings: Settings) -> RateLimiter:
     """Redis when the broker is Redis (shared by every host), else the ledger."""
-    if broker_url.startswith(("redis://", "rediss://")):
-        return RedisRateLimiter(redis.Redis.from_url(broker_url))
-    return SqlRateLimiter(database_url)
+    if settings.broker_is_redis:
+        return RedisRateLimiter(redis.Redis.from_url(settings.broker_url))
+    return SqlRateLimiter(settings.ledger_url)

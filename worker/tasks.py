@@ -17,8 +17,7 @@ from worker.settings import get_settings
 
 @functools.cache
 def _limiter() -> RateLimiter:
-    settings = get_settings()
-    return limiter_for(settings.broker_url, settings.ledger_url)
+    return limiter_for(get_settings())
 
 
 @app.task(name=RUN_JOB, bind=True, max_retries=None)

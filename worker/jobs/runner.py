@@ -1,4 +1,4 @@
-"""One run of one job: claim → throttle → execute → classify → record.
+"""One run of one job: claim → gate (pause, send rate) → execute → classify → record.
 
 Knows nothing of Celery: the task hands it a ``publish`` function for retries.
 """
