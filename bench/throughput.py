@@ -66,8 +66,8 @@ def main() -> None:
     )
     try:
         _wait(lambda: _get("/_sandbox/journal") is not None, "sandbox")
-        baseline = _run("baseline", args, _load_baseline)
-        system = _run("mailup-jobs", args, _load_system)
+        baseline = _run("baseline", args, _load_baseline, sandbox.pid)
+        system = _run("mailup-jobs", args, _load_system, sandbox.pid)
     finally:
         sandbox.terminate()
         with admin.begin() as connection:
@@ -83,6 +83,11 @@ def main() -> None:
             f"{result['peak_rss_mb']:.0f} MB (all processes {result['total_rss_mb']:.0f} MB)"
         )
     print(f"  ratio mailup-jobs / baseline: {system['rate'] / baseline['rate']:.2f}")
+    print("\nCPU ms per job (steady state)   " + "".join(f"{p:>10}" for p in [*_PARTS, "total"]))
+    for name, result in (("baseline (bare task)", baseline), ("mailup-jobs", system)):
+        cpu = result["cpu_ms"]
+        cells = [cpu[p] for p in _PARTS] + [sum(cpu.values())]
+        print(f"  {name:<30}" + "".join(f"{value:10.2f}" for value in cells))
 
 
 def _load_baseline(count: int) -> Callable[[], datetime | None]:
@@ -143,7 +148,12 @@ def _load_system(count: int) -> Callable[[], datetime | None]:
     return last_finished
 
 
-def _run(name: str, args: argparse.Namespace, load: Callable[[int], Callable[[], Any]]) -> dict:
+def _run(
+    name: str,
+    args: argparse.Namespace,
+    load: Callable[[int], Callable[[], Any]],
+    sandbox_pid: int,
+) -> dict:
     redis.Redis.from_url(args.redis).flushdb()
     requests.post(f"{SANDBOX}/_sandbox/reset", timeout=5)
     requests.post(f"{SANDBOX}/_sandbox/faults", json={"latency_ms": args.latency_ms}, timeout=5)
@@ -169,6 +179,12 @@ def _run(name: str, args: argparse.Namespace, load: Callable[[int], Callable[[],
     )
     peak = _RssWatcher(worker.pid)
     try:
+        # CPU is counted over the steady middle of the run, leaving out start-up and the tail.
+        _wait(lambda: _deliveries() >= args.jobs // 20, f"{name} to start delivering", 120)
+        cpu = _CpuMeter(worker.pid, sandbox_pid)
+        first = _deliveries()
+        _wait(lambda: _deliveries() >= args.jobs * 19 // 20, f"{name} to deliver", 900)
+        cpu_per_job = cpu.per_job(_deliveries() - first)
         _wait(lambda: _deliveries() >= args.jobs, f"{name} to deliver {args.jobs} SMS", 900)
         time.sleep(1)  # the last jobs record their outcome
         times = [e["time"] for e in _get("/_sandbox/deliveries")["deliveries"]]
@@ -183,9 +199,51 @@ def _run(name: str, args: argparse.Namespace, load: Callable[[int], Callable[[],
     print(f"{name}: {rate:.1f} jobs/s", flush=True)
     return {
         "rate": rate,
+        "cpu_ms": cpu_per_job,
         "peak_rss_mb": peak.per_process / 2**20,
         "total_rss_mb": peak.total / 2**20,
     }
+
+
+_PARTS = ("worker", "pool", "postgres", "redis", "sandbox")
+
+
+class _CpuMeter:
+    """CPU time spent by each part of the system from now on, per job delivered."""
+
+    def __init__(self, worker_pid: int, sandbox_pid: int) -> None:
+        self._worker_pid = worker_pid
+        self._sandbox_pid = sandbox_pid
+        self._start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        parts = dict.fromkeys(_PARTS, 0.0)
+        worker = psutil.Process(self._worker_pid)
+        owners = {p.pid: "pool" for p in worker.children(recursive=True)}
+        owners[worker.pid] = "worker"
+        owners[self._sandbox_pid] = "sandbox"
+        for process in psutil.process_iter(["name"]):
+            part = owners.get(process.pid) or _service(process.info["name"] or "")
+            if part is None:
+                continue
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            parts[part] += times.user + times.system
+        return parts
+
+    def per_job(self, jobs: int) -> dict[str, float]:
+        end = self._read()
+        return {part: (end[part] - self._start[part]) * 1000 / jobs for part in end}
+
+
+def _service(name: str) -> str | None:
+    if name.startswith("postgres"):
+        return "postgres"
+    if name.startswith("redis-server"):
+        return "redis"
+    return None
 
 
 class _RssWatcher:

@@ -19,6 +19,7 @@ from producers.errors import ContentTruncatedWarning, InvalidJob
 from worker.errors import ConfigurationError
 from worker.jobs import list_credentials
 from worker.jobs.base import FieldError, Payload
+from worker.jobs.clients import variable
 from worker.jobs.list_secret import ManageListSecret, Operation
 from worker.jobs.registry import KINDS
 from worker.jobs.sms import SendSms
@@ -86,8 +87,14 @@ def manage_list_secret(
     The secret itself never passes through here: the worker stores it, encrypted.
     """
     payload = validate(ManageListSecret, operation=operation, list_id=list_id, list_guid=list_guid)
-    if operation != "read" and payload.list_guid is None and not _known_guid(account, list_id):
-        raise InvalidJob({"list_guid": f"is required to {operation} a ListSecret of this list"})
+    if operation != "read" and payload.list_guid is None and not _guid_obtainable(account, list_id):
+        raise InvalidJob(
+            {
+                "list_guid": f"is required to {operation} a ListSecret of this list: the ledger "
+                f"does not know it, and without {variable(account, 'client_id')} the worker "
+                "cannot read it from MailUp"
+            }
+        )
     return enqueue(
         "list_secret", payload.model_dump(mode="json"), account, priority, idempotency_key
     )
@@ -154,7 +161,13 @@ def validate(model: type[P], **fields: Any) -> P:
         raise InvalidJob(errors) from None
 
 
-def _known_guid(account: str, list_id: int) -> bool:
+def _guid_obtainable(account: str, list_id: int) -> bool:
+    """Whether the worker will find the list's GUID: in the ledger, or from MailUp's Console."""
     settings = get_settings()
+    try:
+        if settings.account(account).client_id:
+            return True
+    except ConfigurationError:
+        return True  # not this check's concern: enqueue() refuses the unknown account
     with connection(settings.ledger_url) as db:
         return list_credentials.load(db, settings, account, list_id).list_guid is not None

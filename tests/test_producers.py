@@ -41,9 +41,16 @@ def test_bad_input_names_the_field_and_writes_nothing(
 def test_a_bad_list_guid_is_refused(env: Env) -> None:
     with pytest.raises(InvalidJob, match="list_guid"):
         manage_list_secret("create", list_id=1, list_guid="xxxxxxxx-aaa-bbbb-cccc-e3a98b626156")
-    with pytest.raises(InvalidJob, match="list_guid"):
-        manage_list_secret("rotate", list_id=1)  # no GUID given and none known
     assert job_count() == 0
+
+
+def test_an_unknown_guid_is_required_only_when_mailup_cannot_tell_it(env: Env) -> None:
+    manage_list_secret("rotate", list_id=1)  # the worker reads it from the Console API
+    env.monkeypatch.delenv("MAILUP_CLIENT_ID")
+    env.set()
+    with pytest.raises(InvalidJob, match="list_guid.*MAILUP_CLIENT_ID"):
+        manage_list_secret("rotate", list_id=2)
+    assert job_count() == 1
 
 
 def test_the_same_idempotency_key_returns_the_first_job(env: Env) -> None:

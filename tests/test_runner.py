@@ -166,6 +166,47 @@ def test_the_worker_reads_the_list_secret_on_a_miss(sandbox: Sandbox, env: Env) 
     assert secret
 
 
+def test_with_nothing_stored_the_worker_reads_guid_and_secret_from_mailup(
+    sandbox: Sandbox, env: Env
+) -> None:
+    from sandbox.state import list_guid
+    from worker.jobs import list_credentials
+    from worker.ledger.db import connection
+    from worker.settings import get_settings
+
+    secret = sandbox.create_list_secret(2)
+    job_id = _sms(list_id=2)
+
+    assert run_once(job_id) == "succeeded"
+    assert sandbox.deliveries()[0]["list_secret_valid"] is True
+    assert [e["operation"] for e in sandbox.journal()][-3:] == [
+        "list_details",
+        "listsecret_get",
+        "send_sms",
+    ]
+    settings = get_settings()
+    with connection(settings.ledger_url) as db:
+        assert list_credentials.load(db, settings, "default", 2) == list_credentials.ListKeys(
+            list_guid(2), secret
+        )
+
+
+def test_without_an_oauth_client_an_unknown_guid_fails_naming_the_setting(
+    sandbox: Sandbox, env: Env
+) -> None:
+    env.monkeypatch.delenv("MAILUP_CLIENT_ID")
+    env.set()
+    sandbox.create_list_secret(2)
+    job_id = _sms(list_id=2)
+
+    assert run_once(job_id) == "failed"
+    row = job(job_id)
+    assert row["last_error_code"] == "configuration"
+    assert "no ListGuid is known for list 2" in row["last_error"]
+    assert "MAILUP_CLIENT_ID" in row["last_error"]
+    assert sandbox.deliveries() == []
+
+
 def test_a_secret_rotated_elsewhere_is_picked_up(sandbox: Sandbox, list_secret: str) -> None:
     from sandbox.state import list_guid
 
@@ -217,3 +258,47 @@ def test_a_database_error_before_the_call_retries_without_sending(
     make_due(job_id)
     assert run_once(job_id) == "succeeded"
     assert [a["mailup_code"] for a in job(job_id)["attempts"]] == [None, "0"]
+
+
+def test_list_secret_jobs_create_read_rotate_and_delete(sandbox: Sandbox, env: Env) -> None:
+    from producers import manage_list_secret
+    from sandbox.state import list_guid
+    from worker.jobs import list_credentials
+    from worker.ledger.db import connection
+    from worker.settings import get_settings
+
+    settings = get_settings()
+
+    def stored() -> list_credentials.ListKeys:
+        with connection(settings.ledger_url) as db:
+            return list_credentials.load(db, settings, "default", 3)
+
+    def on_mailup() -> str | None:
+        return sandbox.state.lists[3].list_secret
+
+    # No GUID given or stored: the worker reads it from the Console API.
+    create = manage_list_secret("create", list_id=3)
+    assert run_once(create) == "succeeded"
+    first = on_mailup()
+    assert first and stored() == list_credentials.ListKeys(list_guid(3), first)
+    assert job(create)["outcome"] == {"operation": "create", "secret_exists": True, "created": True}
+
+    assert run_once(manage_list_secret("read", list_id=3)) == "succeeded"
+    assert stored().secret == first
+
+    before = len(sandbox.journal())
+    assert run_once(manage_list_secret("rotate", list_id=3)) == "succeeded"
+    second = on_mailup()
+    assert second and second != first and stored().secret == second
+    operations = [e["operation"] for e in sandbox.journal()[before:]]
+    assert operations == ["listsecret_get", "listsecret_delete", "listsecret_create"]
+
+    delete = manage_list_secret("delete", list_id=3)
+    assert run_once(delete) == "succeeded"
+    assert on_mailup() is None and stored() == list_credentials.ListKeys(list_guid(3), None)
+
+    # An SMS to the list now fails with what to do, and nothing is sent.
+    sms = _sms(list_id=3)
+    assert run_once(sms) == "failed"
+    assert "list-secret create --list-id 3" in job(sms)["last_error"]
+    assert sandbox.deliveries() == []

@@ -1,5 +1,6 @@
 """MailUp Console API (``https://services.mailup.com/API/v1.1/Rest/ConsoleService.svc``), served
-under ``/services/API/v1.1/Rest/ConsoleService.svc``: SMTP+ users and trusted senders.
+under ``/services/API/v1.1/Rest/ConsoleService.svc``: list details, SMTP+ users and trusted
+senders.
 
 Every call needs ``Authorization: Bearer <access_token>`` from the OAuth2 family; a missing,
 unknown or expired token answers 401 (clients refresh, then retry once). Errors have the Console
@@ -154,6 +155,33 @@ def _list(req: Request, state: SandboxState, account: Account) -> MailingList:
     if mlist is None or mlist.account_id != account.id:
         raise ConsoleError(404, f"List {req.params['list_id']} not found.")
     return mlist
+
+
+# --- Lists ------------------------------------------------------------------------------------
+
+
+@_endpoint("GET", r"/Console/List/(?P<list_id>\d+)", "list_details")
+def list_details(req: Request, state: SandboxState, account: Account) -> Reply:
+    mlist = _list(req, state, account)
+    # The fields of the doc's example that identify the list; the rest are settings.
+    return Reply(
+        200,
+        {
+            "Charset": "UTF-8",
+            "CompanyName": "Sandbox company",
+            "DefaultPrefix": "0039",
+            "Description": "",
+            "Format": "html",
+            "IdList": mlist.id,
+            "ListGuid": mlist.guid,
+            "Name": f"List {mlist.id}",
+            "OwnerEmail": mlist.default_sender or "",
+            "Public": True,
+            "ScopeCode": 0,
+            "SmsSenderName": "",
+            "TimeZoneCode": "UTC+01:00.0",
+        },
+    )
 
 
 # --- SMTP+ users -------------------------------------------------------------------------------

@@ -97,6 +97,20 @@ def test_unknown_console_route_is_404(sb: Sandbox, console) -> None:
     assert console("GET", "Console/Nowhere").status_code == 404
 
 
+# --- lists -------------------------------------------------------------------------------------
+
+
+def test_list_details_carry_the_list_guid(sb: Sandbox, console) -> None:
+    from sandbox.state import list_guid
+
+    r = console("GET", "Console/List/2")
+    assert r.status_code == 200, r.text
+    assert (r.json()["IdList"], r.json()["ListGuid"]) == (2, list_guid(2))
+    assert console_error(console("GET", "Console/List/99"), 404) == "List 99 not found."
+    r = requests.get(f"{sb.console_url}/Console/List/2", timeout=5)
+    assert r.status_code == 401
+
+
 # --- trusted senders -----------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from worker.errors import ConfigurationError
+from worker.jobs.clients import console_client
 from worker.ledger import store
 from worker.ledger.crypto import secret_box
 from worker.ledger.db import connection
@@ -69,10 +70,21 @@ def refresh_secret(
     return secret
 
 
+def read_guid(settings: Settings, account: str, list_id: int) -> str:
+    """The list's ListGuid from MailUp's Console API (it needs the account's OAuth2 client)."""
+    try:
+        return console_client(settings, account).list_guid(list_id)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"no ListGuid is known for list {list_id} of account {account!r} and it cannot be "
+            f"read from MailUp ({exc}): give list_guid to a list-secret job for this list"
+        ) from None
+
+
 def for_sending(
     settings: Settings, account: str, list_id: int, client: SmsClient
 ) -> tuple[str, str]:
-    """ListGuid and ListSecret for an SMS: from the ledger, the secret from MailUp on a miss."""
+    """ListGuid and ListSecret for an SMS: from the ledger, or from MailUp on a miss."""
     key = (settings.ledger_url, account, list_id)
     cached = _cache.get(key)
     if cached and cached[0] > time.monotonic():
@@ -80,16 +92,24 @@ def for_sending(
     else:
         with connection(settings.ledger_url) as db:
             keys = load(db, settings, account, list_id)
-    if keys.list_guid is None:
-        raise ConfigurationError(
-            f"no ListGuid is known for list {list_id} of account {account!r}: run "
-            f"'mailup-jobs enqueue list-secret read --list-id {list_id} --list-guid GUID' first"
-        )
-    secret = keys.secret or refresh_secret(settings, account, list_id, client, keys.list_guid)
+    if keys.list_guid is None or keys.secret is None:
+        keys = _read_missing(settings, account, list_id, client, keys)
+    assert keys.list_guid is not None and keys.secret is not None
+    _cache[key] = (time.monotonic() + CACHE_SECONDS, keys)
+    return keys.list_guid, keys.secret
+
+
+def _read_missing(
+    settings: Settings, account: str, list_id: int, client: SmsClient, keys: ListKeys
+) -> ListKeys:
+    """Complete the list's keys from MailUp, and keep them."""
+    guid = keys.list_guid or read_guid(settings, account, list_id)
+    secret = keys.secret or client.get_list_secret(list_id)[0]
+    with connection(settings.ledger_url) as db:
+        save(db, settings, account, list_id, ListKeys(guid, secret))
     if secret is None:
         raise ConfigurationError(
             f"list {list_id} of account {account!r} has no ListSecret on MailUp: run "
             f"'mailup-jobs enqueue list-secret create --list-id {list_id}' first"
         )
-    _cache[key] = (time.monotonic() + CACHE_SECONDS, ListKeys(keys.list_guid, secret))
-    return keys.list_guid, secret
+    return ListKeys(guid, secret)

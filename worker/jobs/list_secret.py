@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from worker.errors import ConfigurationError
 from worker.jobs import list_credentials
 from worker.jobs.base import JobContext, JobKind, Payload, Result
 from worker.jobs.clients import sms_client
@@ -25,7 +24,8 @@ Operation = Literal["read", "create", "delete", "rotate"]
 class ManageListSecret(Payload):
     operation: Operation
     list_id: ListId
-    # Needed to create, delete or rotate; remembered from earlier jobs when omitted.
+    # Needed to create, delete or rotate: when omitted, the one the ledger remembers, or else
+    # the one MailUp's Console API gives.
     list_guid: Guid | None = None
 
 
@@ -36,7 +36,7 @@ def execute(context: JobContext, payload: ManageListSecret) -> Result:
         known = list_credentials.load(db, settings, account, payload.list_id)
     list_guid = payload.list_guid or known.list_guid
     if list_guid is None and payload.operation != "read":
-        raise ConfigurationError(f"list_guid is required to {payload.operation} a ListSecret")
+        list_guid = list_credentials.read_guid(settings, account, payload.list_id)
 
     secret, reply = client.get_list_secret(payload.list_id)
     created = False

@@ -1,4 +1,4 @@
-"""MailUp's Console API (OAuth2 Bearer): SMTP+ users and trusted senders.
+"""MailUp's Console API (OAuth2 Bearer): list details, SMTP+ users and trusted senders.
 
 A 401 means the token expired: the client asks for a new one and retries once.
 """
@@ -25,6 +25,16 @@ class ConsoleClient:
         self._token = token
         self._renew = renew
         self._timeouts = timeouts
+
+    # --- lists -------------------------------------------------------------------------
+
+    def list_guid(self, list_id: int) -> str:
+        """The list's ListGuid, from its details (it never changes)."""
+        reply = self._call("GET", f"Console/List/{list_id}", "read list details")
+        guid = reply.body.get("ListGuid")
+        if not isinstance(guid, str) or not guid:
+            raise PermanentError(f"MailUp's details of list {list_id} carry no ListGuid")
+        return guid
 
     # --- SMTP+ users --------------------------------------------------------------------
 
