@@ -19,7 +19,6 @@ import click
 import requests
 
 from sandbox.server import client_settings
-from sandbox.state import list_guid
 
 DEMO_LIST = 1
 
@@ -50,6 +49,7 @@ def run_demo(*, count: int, port: int) -> int:
     from worker.ledger.migrate import upgrade
     from worker.settings import get_settings
 
+    get_settings.cache_clear()  # the CLI may have read them before the sandbox's were set
     settings = get_settings()
     upgrade(settings.ledger_url)
     logs = settings.data_dir / "logs"
@@ -62,7 +62,8 @@ def run_demo(*, count: int, port: int) -> int:
         processes.append(_start("worker", ["worker", "-c", "2"], logs))
         processes.append(_start("beat", ["beat"], logs))
 
-        setup = manage_list_secret("create", list_id=DEMO_LIST, list_guid=list_guid(DEMO_LIST))
+        # No ListGuid given: the worker reads it from MailUp's Console API.
+        setup = manage_list_secret("create", list_id=DEMO_LIST)
         click.echo(f"queued ListSecret creation for list {DEMO_LIST}: {setup}")
         # SMS jobs need the list's keys in the ledger: let that job finish first.
         job_ids = [setup]

@@ -48,7 +48,7 @@ def test_an_unknown_guid_is_required_only_when_mailup_cannot_tell_it(env: Env) -
     manage_list_secret("rotate", list_id=1)  # the worker reads it from the Console API
     env.monkeypatch.delenv("MAILUP_CLIENT_ID")
     env.set()
-    with pytest.raises(InvalidJob, match="list_guid.*MAILUP_CLIENT_ID"):
+    with pytest.raises(InvalidJob, match=r"list_guid.*MAILUP_CLIENT_ID"):
         manage_list_secret("rotate", list_id=2)
     assert job_count() == 1
 
