@@ -219,13 +219,12 @@ def _run(
         peak.stop()
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
-    rate = (args.jobs - 1) / (end_ts - _epoch(start))
+    rate = (args.jobs - 1) / (end_ts - start)
     print(f"{name}: {rate:.1f} jobs/s", flush=True)
     return {
         "rate": rate,
         "cpu_ms": cpu_per_job,
         "peak_rss_mb": peak.per_process / 2**20,
-        "total_rss_mb": peak.total / 2**20,
     }
 
 
@@ -275,7 +274,6 @@ class _RssWatcher:
 
     def __init__(self, pid: int) -> None:
         self.per_process = 0
-        self.total = 0
         self._pid = pid
         self._running = True
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -290,20 +288,11 @@ class _RssWatcher:
                 rss = []
             if rss:
                 self.per_process = max(self.per_process, *rss)
-                self.total = max(self.total, sum(rss))
             time.sleep(0.1)
 
     def stop(self) -> None:
         self._running = False
         self._thread.join()
-
-
-def _epoch(value: Any) -> float:
-    return (
-        float(value)
-        if isinstance(value, int | float)
-        else datetime.fromisoformat(value).timestamp()
-    )
 
 
 def _secret() -> str:

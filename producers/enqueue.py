@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from producers.errors import ContentTruncatedWarning, InvalidJob
 from worker.errors import ConfigurationError
-from worker.jobs import list_credentials
 from worker.jobs.base import FieldError, Payload
 from worker.jobs.clients import variable
 from worker.jobs.list_secret import ManageListSecret, Operation
@@ -25,6 +25,7 @@ from worker.jobs.registry import KINDS
 from worker.jobs.sms import SendSms
 from worker.ledger import store
 from worker.ledger.db import connection, transaction
+from worker.ledger.models import ListCredential
 from worker.mailup.sms import SMS_MAX_CHARS
 from worker.publish import publish
 from worker.settings import DEFAULT_ACCOUNT, get_settings
@@ -170,4 +171,9 @@ def _guid_obtainable(account: str, list_id: int) -> bool:
     except ConfigurationError:
         return True  # not this check's concern: enqueue() refuses the unknown account
     with connection(settings.ledger_url) as db:
-        return list_credentials.load(db, settings, account, list_id).list_guid is not None
+        known = db.scalar(
+            select(ListCredential.list_guid).where(
+                ListCredential.account == account, ListCredential.list_id == list_id
+            )
+        )
+    return known is not None

@@ -39,6 +39,16 @@ def _tokens() -> AccessTokens:
     return AccessTokens(_store(), lambda account: oauth_client(get_settings(), account))
 
 
+def _console(tokens: AccessTokens) -> ConsoleClient:
+    """The default account's Console API, on ``tokens``."""
+    return ConsoleClient(
+        get_settings().console_url,
+        token=lambda: tokens.get("default"),
+        renew=lambda rejected: tokens.renew("default", rejected),
+        timeouts=Timeouts(2, 5),
+    )
+
+
 def _grants(sandbox: Sandbox) -> tuple[int, int]:
     return len(sandbox.journal(operation="token_password")), len(
         sandbox.journal(operation="token_refresh")
@@ -57,12 +67,7 @@ def test_a_401_renews_the_token_once_and_the_call_goes_through(
     sandbox: Sandbox, store_kind: str
 ) -> None:
     tokens = _tokens()
-    console = ConsoleClient(
-        get_settings().console_url,
-        token=lambda: tokens.get("default"),
-        renew=lambda rejected: tokens.renew("default", rejected),
-        timeouts=Timeouts(2, 5),
-    )
+    console = _console(tokens)
     assert [p["PriorityCode"] for p in console.smtp_priorities()] == [1, 2, 3, 4, 5]
 
     sandbox.expire_tokens()  # MailUp forgets the token before its announced expiry
@@ -133,12 +138,7 @@ def test_both_error_shapes_become_clear_errors(sandbox: Sandbox, env: Env) -> No
     # {"ErrorCode", "ErrorDescription", …}: the Console API refusing a request
     env.set(MAILUP_PASSWORD="sandbox-password")
     tokens = _tokens()
-    console = ConsoleClient(
-        get_settings().console_url,
-        token=lambda: tokens.get("default"),
-        renew=lambda rejected: tokens.renew("default", rejected),
-        timeouts=Timeouts(2, 5),
-    )
+    console = _console(tokens)
     with pytest.raises(PermanentError) as missing:
         console.disable_trusted_sender("no-such-id", "x@example.com")
     assert missing.value.code == "404" and missing.value.http_status == 404

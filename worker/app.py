@@ -16,8 +16,7 @@ QUEUE = "mailup-jobs"
 def broker_options(settings: Settings) -> dict[str, Any]:
     if settings.broker_url.startswith("filesystem://"):
         folder = str(settings.data_dir / "broker")
-        for sub in ("", "/control"):
-            (settings.data_dir / f"broker{sub}").mkdir(parents=True, exist_ok=True)
+        (settings.data_dir / "broker" / "control").mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": folder,
             "data_folder_out": folder,

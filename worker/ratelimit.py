@@ -15,7 +15,7 @@ import redis
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from worker.ledger.db import transaction
+from worker.ledger.db import connection
 from worker.ledger.models import RateLimit
 from worker.settings import Settings
 
@@ -53,19 +53,19 @@ class SqlRateLimiter:
     def try_acquire(self, key: str, per_hour: int) -> float:
         interval = 3600.0 / per_hour
         now = time.time()
-        with transaction(self._url) as session:
+        with connection(self._url) as session:
             granted = session.execute(
                 update(RateLimit)
                 .where(RateLimit.key == key, RateLimit.tat <= now)
                 .values(tat=now + interval)
-            ).rowcount  # type: ignore[attr-defined]
+            ).rowcount
             if granted:
                 return 0.0
             tat = session.scalar(select(RateLimit.tat).where(RateLimit.key == key))
             if tat is not None:
                 return max(tat - now, 0.001)
         try:
-            with transaction(self._url) as session:
+            with connection(self._url) as session:
                 session.execute(insert(RateLimit).values(key=key, tat=now + interval))
         except IntegrityError:
             return self.try_acquire(key, per_hour)  # another worker made the row first

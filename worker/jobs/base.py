@@ -86,6 +86,11 @@ class JobContext:
             self.called = True
 
 
+def describe_outcome(session: Session, job: Job) -> dict[str, Any]:
+    """The audit view of a kind whose job outcome says it all."""
+    return dict(job.outcome or {})
+
+
 @dataclass(frozen=True)
 class JobKind:
     name: str

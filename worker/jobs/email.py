@@ -170,16 +170,20 @@ class SendTemplate(Email):
         return {**super().dto(parts), "TemplateId": self.template_id}
 
 
-def execute(context: JobContext, payload: Email) -> Result:
-    mailup = transactional_client(context.settings, context.claim.account)
+def _parts(context: JobContext) -> dict[tuple[str, int], bytes]:
+    """The job's attachment and image bytes, kept beside it in the ledger."""
     with connection(context.settings.ledger_url) as db:
         rows = db.execute(
             select(JobPart.role, JobPart.position, JobPart.body).where(
                 JobPart.job_id == context.claim.job_id
             )
         )
-        parts = {(row.role, row.position): row.body for row in rows}
-    message = payload.dto(parts)
+        return {(row.role, row.position): row.body for row in rows}
+
+
+def execute(context: JobContext, payload: Email) -> Result:
+    mailup = transactional_client(context.settings, context.claim.account)
+    message = payload.dto(_parts(context) if payload.attachments or payload.embedded_images else {})
     send = mailup.send_template if isinstance(payload, SendTemplate) else mailup.send_message
     context.calling()
     try:

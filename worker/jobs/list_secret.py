@@ -6,17 +6,14 @@ mark: a worker that dies mid-call leaves the job to be re-queued, not put in dou
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from sqlalchemy.orm import Session
+from typing import Literal
 
 from worker.jobs import list_credentials
-from worker.jobs.base import JobContext, JobKind, Payload, Result
+from worker.jobs.base import JobContext, JobKind, Payload, Result, describe_outcome
 from worker.jobs.clients import sms_client
 from worker.jobs.fields import Guid, ListId
 from worker.jobs.list_credentials import ListKeys
 from worker.ledger.db import connection
-from worker.ledger.models import Job
 
 Operation = Literal["read", "create", "delete", "rotate"]
 
@@ -62,8 +59,4 @@ def execute(context: JobContext, payload: ManageListSecret) -> Result:
     )
 
 
-def describe(session: Session, job: Job) -> dict[str, Any]:
-    return dict(job.outcome or {})
-
-
-KIND = JobKind("list_secret", ManageListSecret, execute, describe)
+KIND = JobKind("list_secret", ManageListSecret, execute, describe_outcome)

@@ -12,13 +12,13 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select
 
 from worker.jobs import smtp_status
 from worker.jobs.base import JobContext
 from worker.ledger import store
 from worker.ledger.db import connection
-from worker.ledger.models import CLAIMABLE, ChannelPause, Job, utcnow
+from worker.ledger.models import ChannelPause, utcnow
 from worker.mailup.errors import MailUpError
 from worker.mailup.transactional import TransactionalClient
 from worker.settings import Settings
@@ -103,12 +103,7 @@ def clear(settings: Settings, account: str, channel: str, kinds: list[str]) -> b
                 ChannelPause.account == account, ChannelPause.channel == channel
             )
         ).rowcount
-        # published_at None hands them to the sweeper at its next pass.
-        db.execute(
-            update(Job)
-            .where(Job.account == account, Job.kind.in_(kinds), Job.status.in_(CLAIMABLE))
-            .values(run_after=utcnow(), published_at=None)
-        )
+        store.wake(db, account, kinds)
     _cache.clear()
     return bool(removed)
 

@@ -64,7 +64,9 @@ def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publi
         return _release(context, waiting.until, publish, waiting.reason)
     except pauses.ChannelPaused as paused:
         # Not the job's fault: it waits for the account, then runs again.
-        return _retry_at(context, started, publish, paused.resume_at, paused.error, paused.reason)
+        return _retry_at(
+            context, started, publish, paused.resume_at, exc=paused.error, error=paused.reason
+        )
     except MailUpError as exc:
         return _failed_call(context, exc, started, publish)
     except (ConfigurationError, ValidationError) as exc:
@@ -110,10 +112,17 @@ def _release(
     _record(
         context, lambda db: store.release(db, context.claim, run_after=run_after, reason=reason)
     )
-    delay = (run_after - utcnow()).total_seconds()
-    if delay <= MAX_COUNTDOWN:
-        publish(context.claim.job_id, context.claim.priority, max(delay, 0))
+    countdown = _countdown(run_after)
+    if countdown is not None:
+        publish(context.claim.job_id, context.claim.priority, countdown)
     return JobStatus.QUEUED
+
+
+def _countdown(run_after: datetime) -> float | None:
+    """The broker countdown to ``run_after``; None when it is too far off for the broker, and
+    the sweeper publishes the job when due."""
+    delay = (run_after - utcnow()).total_seconds()
+    return max(delay, 0) if delay <= MAX_COUNTDOWN else None
 
 
 def _succeeded(context: JobContext, result: Result, started: datetime) -> str:
@@ -170,7 +179,7 @@ def _retry(
         retry_after=exc.retry_after if exc else None,
     )
     run_after = utcnow() + timedelta(seconds=delay)
-    return _retry_at(context, started, publish, run_after, exc, error, code)
+    return _retry_at(context, started, publish, run_after, exc=exc, error=error, code=code)
 
 
 def _retry_at(
@@ -178,13 +187,12 @@ def _retry_at(
     started: datetime,
     publish: Publish,
     run_after: datetime,
+    *,
     exc: MailUpError | None,
     error: str | None = None,
     code: str | None = None,
 ) -> str:
-    # Broker countdowns stay short; a later due time is published by the sweeper.
-    delay = (run_after - utcnow()).total_seconds()
-    soon = delay <= MAX_COUNTDOWN
+    countdown = _countdown(run_after)
     _finish(
         context,
         started,
@@ -193,10 +201,10 @@ def _retry_at(
         code=code,
         error=error,
         run_after=run_after,
-        publish=soon,
+        publish=countdown is not None,
     )
-    if soon:
-        publish(context.claim.job_id, context.claim.priority, max(delay, 0))
+    if countdown is not None:
+        publish(context.claim.job_id, context.claim.priority, countdown)
     return JobStatus.RETRYING
 
 

@@ -14,7 +14,7 @@ from worker.jobs.clients import sms_client
 from worker.jobs.fields import ListId, PhoneNumber, SmsSender
 from worker.ledger.models import Job, SmsDelivery, utcnow
 from worker.mailup.errors import PermanentError, TransientError
-from worker.mailup.sms import SMS_MAX_CHARS, SmsMessage
+from worker.mailup.sms import SMS_MAX_CHARS, SmsClient, SmsMessage
 
 LIST_SECRET_INVALID = "103"
 _INSERT_DELIVERY = insert(SmsDelivery)
@@ -64,7 +64,7 @@ def execute(context: JobContext, payload: SendSms) -> Result:
         sent = client.send(message)
     except PermanentError as exc:
         if exc.code == LIST_SECRET_INVALID:
-            _raise_if_rotated(context, payload.list_id, list_guid, secret, exc)
+            _raise_if_rotated(context, client, payload.list_id, list_guid, secret, exc)
         raise
     delivery = {
         "job_id": context.claim.job_id,
@@ -87,12 +87,16 @@ def execute(context: JobContext, payload: SendSms) -> Result:
 
 
 def _raise_if_rotated(
-    context: JobContext, list_id: int, list_guid: str, used: str, exc: PermanentError
+    context: JobContext,
+    client: SmsClient,
+    list_id: int,
+    list_guid: str,
+    used: str,
+    exc: PermanentError,
 ) -> None:
     """A 103 after the ListSecret was rotated elsewhere is worth one more try, with the new one."""
-    settings, account = context.settings, context.claim.account
     fresh = list_credentials.refresh_secret(
-        settings, account, list_id, sms_client(settings, account), list_guid
+        context.settings, context.claim.account, list_id, client, list_guid
     )
     if fresh and fresh != used:
         raise TransientError(

@@ -11,15 +11,22 @@ from typing import Any, Self
 
 from pydantic import EmailStr, Field, model_validator
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from worker.jobs import smtp_status, trusted_senders
-from worker.jobs.base import FieldError, JobContext, JobKind, Payload, Result, Waiting
+from worker.jobs.base import (
+    FieldError,
+    JobContext,
+    JobKind,
+    Payload,
+    Result,
+    Waiting,
+    describe_outcome,
+)
 from worker.jobs.clients import console_client, transactional_client
 from worker.jobs.fields import ListId
 from worker.ledger import store
 from worker.ledger.crypto import secret_box
-from worker.ledger.models import Job, SmtpUserAccount, utcnow
+from worker.ledger.models import SmtpUserAccount, utcnow
 from worker.mailup.errors import PermanentError
 from worker.settings import Settings
 
@@ -125,10 +132,6 @@ def _user_result(settings: Settings, account: str, list_id: int, user: dict[str,
     return Result(outcome={**shown, "password_stored": True}, record=record, http_status=200)
 
 
-def describe(session: Session, job: Job) -> dict[str, Any]:
-    return dict(job.outcome or {})
-
-
-CREATE = JobKind("create_smtp_user", CreateSmtpUser, execute_create, describe)
-RESET = JobKind("reset_smtp_password", ResetSmtpPassword, execute_reset, describe)
-INFO = JobKind("smtp_user_info", SmtpUserInfo, execute_info, describe)
+CREATE = JobKind("create_smtp_user", CreateSmtpUser, execute_create, describe_outcome)
+RESET = JobKind("reset_smtp_password", ResetSmtpPassword, execute_reset, describe_outcome)
+INFO = JobKind("smtp_user_info", SmtpUserInfo, execute_info, describe_outcome)

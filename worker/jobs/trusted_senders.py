@@ -7,15 +7,21 @@ import logging
 from typing import Any, Literal, Self
 
 from pydantic import EmailStr, Field, model_validator
-from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert, select
 
 from worker.errors import ConfigurationError
-from worker.jobs.base import FieldError, JobContext, JobKind, Payload, Result
+from worker.jobs.base import (
+    FieldError,
+    JobContext,
+    JobKind,
+    Payload,
+    Result,
+    describe_outcome,
+)
 from worker.jobs.clients import console_client
 from worker.ledger import store
 from worker.ledger.db import connection
-from worker.ledger.models import CLAIMABLE, Job, TrustedSender, TrustedSenderChange, utcnow
+from worker.ledger.models import TrustedSender, TrustedSenderChange, utcnow
 from worker.mailup.console import ConsoleClient
 from worker.mailup.errors import MailUpError
 from worker.settings import Settings
@@ -86,16 +92,7 @@ def poll(settings: Settings) -> int:
         if changes:
             changed += len(changes)
             with connection(settings.ledger_url) as db:
-                db.execute(
-                    update(Job)
-                    .where(
-                        Job.account == account,
-                        Job.kind == "create_smtp_user",
-                        Job.status.in_(CLAIMABLE),
-                    )
-                    # published_at None: the sweeper publishes them at its next pass.
-                    .values(run_after=utcnow(), published_at=None)
-                )
+                store.wake(db, account, ["create_smtp_user"])
     return changed
 
 
@@ -170,8 +167,4 @@ def _summary(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def describe(session: Session, job: Job) -> dict[str, Any]:
-    return dict(job.outcome or {})
-
-
-KIND = JobKind("trusted_sender", ManageTrustedSender, execute, describe)
+KIND = JobKind("trusted_sender", ManageTrustedSender, execute, describe_outcome)

@@ -108,6 +108,16 @@ def _same_job(job: Job, kind: str, account: str, payload: dict[str, Any]) -> Job
     return job
 
 
+def wake(db: Executor, account: str, kinds: list[str]) -> None:
+    """Make the account's waiting jobs of ``kinds`` due now; published_at None hands them to
+    the sweeper at its next pass."""
+    db.execute(
+        update(Job)
+        .where(Job.account == account, Job.kind.in_(kinds), Job.status.in_(CLAIMABLE))
+        .values(run_after=utcnow(), published_at=None)
+    )
+
+
 def mark_unpublished(db: Executor, job_id: str) -> None:
     """The broker refused the message: leave it to the sweeper."""
     db.execute(update(Job).where(Job.id == job_id).values(published_at=None))

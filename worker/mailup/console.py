@@ -79,9 +79,6 @@ class ConsoleClient:
         )
         return reply.body
 
-    def trusted_sender(self, sender_id: str) -> dict[str, Any]:
-        return self._call("GET", f"Console/TrustedSenders/{sender_id}", "read trusted sender").body
-
     def disable_trusted_sender(self, sender_id: str, email: str) -> dict[str, Any]:
         reply = self._call(
             "DELETE",
