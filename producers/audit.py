@@ -96,7 +96,8 @@ def _move(
         ).rowcount  # type: ignore[attr-defined]
         priority = session.scalar(select(Job.priority).where(Job.id == job_id))
     if moved and publish_it:
-        publish(job_id, priority or 5, None)
+        assert priority is not None  # the row was just moved
+        publish(job_id, priority, None)
     return bool(moved)
 
 

@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy
 
 from producers import send_sms
 from sandbox.server import Sandbox
 from tests.conftest import Env
-from tests.helpers import job, run_once
+from tests.helpers import Recorder, job, run_once
 
 
 def mailup_jobs(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
@@ -68,3 +69,18 @@ def test_an_in_doubt_job_is_retried_only_when_an_operator_says_so(
     assert run_once(job_id) is None
     assert len(sandbox.deliveries()) == 1
     assert [a["outcome"] for a in job(job_id)["attempts"]] == ["in_doubt", "succeeded"]
+
+
+def test_a_requeued_job_keeps_its_priority(
+    env: Env, sandbox: Sandbox, list_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from producers import audit
+
+    sandbox.force(403, "205")  # no credits: fails at once
+    job_id = send_sms(list_id=1, recipient="+393350000001", content="hi", priority=0)
+    assert run_once(job_id) == "failed"
+    recorder = Recorder()
+    monkeypatch.setattr(audit, "publish", recorder)
+
+    assert audit.requeue(job_id)
+    assert recorder.published == [(job_id, 0, None)]

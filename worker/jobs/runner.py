@@ -109,10 +109,13 @@ def _gate(kind: JobKind, context: JobContext, limiter: RateLimiter) -> datetime 
 def _release(
     context: JobContext, run_after: datetime, publish: Publish, reason: str | None = None
 ) -> str:
-    _record(
-        context, lambda db: store.release(db, context.claim, run_after=run_after, reason=reason)
-    )
     countdown = _countdown(run_after)
+    _record(
+        context,
+        lambda db: store.release(
+            db, context.claim, run_after=run_after, reason=reason, publish=countdown is not None
+        ),
+    )
     if countdown is not None:
         publish(context.claim.job_id, context.claim.priority, countdown)
     return JobStatus.QUEUED

@@ -162,8 +162,18 @@ def claim(db: Executor, job_id: str, *, worker: str, lease_seconds: float) -> Cl
     return Claim(job_id, row.kind, row.account, row.payload, row.attempts, row.priority)
 
 
-def release(db: Executor, claim: Claim, *, run_after: datetime, reason: str | None = None) -> bool:
-    """Give a claimed job back untouched (throttled, paused, waiting): running → queued."""
+def release(
+    db: Executor,
+    claim: Claim,
+    *,
+    run_after: datetime,
+    reason: str | None = None,
+    publish: bool = True,
+) -> bool:
+    """Give a claimed job back untouched (throttled, paused, waiting): running → queued.
+
+    ``publish`` False hands publishing to the sweeper (a wait too long for a countdown).
+    """
     result = db.execute(
         update(Job)
         .where(
@@ -173,7 +183,7 @@ def release(db: Executor, claim: Claim, *, run_after: datetime, reason: str | No
             status=JobStatus.QUEUED,
             attempts=Job.attempts - 1,
             run_after=run_after,
-            published_at=utcnow(),
+            published_at=utcnow() if publish else None,
             worker=None,
             lease_expires_at=None,
             last_error_code="waiting" if reason else None,
