@@ -57,6 +57,9 @@ def main() -> None:
         MAILUP_ACCOUNT_ID="1234",
         MAILUP_USERNAME="m1234",
         MAILUP_PASSWORD="sandbox-password",
+        # The cap must not bind: this measures what the system costs, not MailUp's limit.
+        # Each SMS still reserves its slot in the shared limiter, as in production.
+        MAILUP_JOBS_SMS_PER_SECOND="1000000",
     )
     sandbox = subprocess.Popen(
         [sys.executable, "-m", "producers.cli", "sandbox", "--port", str(PORT)],
@@ -64,6 +67,8 @@ def main() -> None:
     )
     try:
         _wait(lambda: _get("/_sandbox/journal") is not None, "sandbox")
+        # Nor MailUp's per-second caps, for the baseline as for the system.
+        requests.post(f"{SANDBOX}/_sandbox/limits", json={"sms_per_second": 0}, timeout=5)
         results = {ms: _measure(args, ms, sandbox.pid) for ms in args.latency_ms}
     finally:
         sandbox.terminate()
@@ -139,8 +144,8 @@ def _load_system(count: int) -> Callable[[], datetime | None]:
     url = get_settings().ledger_url
     upgrade(url)
     # The system learns the list's keys through a job, as in production; run it in-process.
-    from worker.jobs import runner
-    from worker.ratelimit import limiter_for
+    from worker.engine import clients, runner
+    from worker.jobs.registry import KINDS
 
     setup = manage_list_secret(
         "create", list_id=1, list_guid="00000000-0000-4000-8000-000000000001"
@@ -149,7 +154,8 @@ def _load_system(count: int) -> Callable[[], datetime | None]:
     runner.run(
         setup,
         settings=settings,
-        limiter=limiter_for(settings),
+        kinds=KINDS,
+        limiter=clients.limiter(settings),
         publish=lambda *a: True,
     )
     for n in range(count):

@@ -1,4 +1,5 @@
-"""Enqueueing trusted-sender and SMTP+ user work, and the reads operators run directly."""
+"""Enqueueing trusted-sender and SMTP+ user work, and the reads operators run directly
+(through the account's shared OAuth2 token and its share of MailUp's 5 calls per second)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,33 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from producers.enqueue import enqueue, validate
-from worker.jobs import smtp_status, trusted_senders
-from worker.jobs.clients import console_client, transactional_client
+from producers.errors import InvalidJob
+from worker.engine.clients import console_client, stored_smtp_password
+from worker.jobs import smtp_status, smtp_users, trusted_senders
 from worker.jobs.smtp_users import CreateSmtpUser, ResetSmtpPassword, SmtpUserInfo
 from worker.jobs.trusted_senders import ManageTrustedSender
-from worker.ledger.crypto import secret_box
-from worker.ledger.db import connection
-from worker.ledger.models import SmtpUserAccount, TrustedSender, utcnow
+from worker.ledger.models import utcnow
 from worker.settings import DEFAULT_ACCOUNT, get_settings
 
 _PRIORITIES_TTL = 3600.0
 _priorities: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
 
-def trust_sender(email: str, *, account: str = DEFAULT_ACCOUNT, **job: Any) -> str:
-    """Queue "trust this address": MailUp mails it a verification link (StatusCode 0)."""
-    payload = validate(ManageTrustedSender, operation="add", email=email)
+def trust_sender(
+    email: str, *, force: bool = False, account: str = DEFAULT_ACCOUNT, **job: Any
+) -> str:
+    """Queue "trust this address": MailUp mails it a verification link (StatusCode 0).
+
+    An address the ledger knows as confirmed (trusting it again would send it back to
+    NotConfirmed) or disabled (MailUp will not trust it again) is refused unless ``force``;
+    the worker checks MailUp itself again before it asks.
+    """
+    payload = validate(ManageTrustedSender, operation="add", email=email, force=force)
+    known = trusted_senders.statuses(get_settings(), account, [email])[email]
+    refused = trusted_senders.refusal(known, email)
+    if refused and not force:
+        raise InvalidJob({"email": refused[1]})
     return enqueue("trusted_sender", payload.model_dump(mode="json"), account, **job)
 
 
@@ -85,11 +94,8 @@ def smtp_user_info(
     username: str | None = None, account: str = DEFAULT_ACCOUNT
 ) -> list[dict[str, Any]]:
     """ListUserInfo now; what it says is also recorded in the ledger."""
-    settings = get_settings()
-    users = transactional_client(settings, account).list_user_info(username)
-    with connection(settings.ledger_url) as db:
-        smtp_status.record(db, account, users)
-    return users
+    users = smtp_users.read_user_info(get_settings(), account, username)
+    return [smtp_status.view(user) for user in users]
 
 
 def smtp_priorities(account: str = DEFAULT_ACCOUNT) -> list[dict[str, Any]]:
@@ -97,7 +103,8 @@ def smtp_priorities(account: str = DEFAULT_ACCOUNT) -> list[dict[str, Any]]:
     cached = _priorities.get(account)
     if cached is None or cached[0] < time.monotonic():
         codes = console_client(get_settings(), account).smtp_priorities()
-        cached = _priorities[account] = (time.monotonic() + _PRIORITIES_TTL, codes)
+        rows = [{"code": p.code, "name": p.name} for p in codes]
+        cached = _priorities[account] = (time.monotonic() + _PRIORITIES_TTL, rows)
     return cached[1]
 
 
@@ -108,32 +115,9 @@ def list_trusted_senders(
     settings = get_settings()
     if refresh:
         trusted_senders.sync(settings, account)
-    with connection(settings.ledger_url) as db:
-        rows = db.execute(
-            select(TrustedSender)
-            .where(TrustedSender.account == account)
-            .order_by(TrustedSender.email)
-        )
-        return [
-            {
-                "sender_id": r.sender_id,
-                "email": r.email,
-                "status_code": r.status_code,
-                "status": r.status,
-                "authorized_at": r.authorized_at,
-                "checked_at": r.checked_at.isoformat(),
-            }
-            for r in rows
-        ]
+    return trusted_senders.mirror(settings, account)
 
 
 def smtp_password(username: str, account: str = DEFAULT_ACCOUNT) -> str | None:
     """The stored password of an SMTP+ user this system created or reset (decrypted)."""
-    settings = get_settings()
-    with connection(settings.ledger_url) as db:
-        encrypted = db.scalar(
-            select(SmtpUserAccount.password_encrypted).where(
-                SmtpUserAccount.account == account, SmtpUserAccount.username == username
-            )
-        )
-    return secret_box(settings).decrypt(encrypted) if encrypted else None
+    return stored_smtp_password(get_settings(), account, username) or None

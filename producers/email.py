@@ -11,19 +11,15 @@ job_id = send_email(
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from producers.enqueue import enqueue, validate
 from producers.errors import MergeTagCaseWarning
-from worker.jobs.email import Email, SendMessage, SendTemplate
-from worker.ledger.models import EmailRecipient, JobPart
+from worker.jobs.email import Email, Part, PartBytes, SendMessage, SendTemplate
 from worker.settings import DEFAULT_ACCOUNT
 
 AddressLike = str | tuple[str, str] | dict[str, str]
@@ -121,19 +117,17 @@ def _queue(
     idempotency_key: str | None = None,
 ) -> str:
     """``campaign`` takes the other XSmtpAPI options: header, footer, click_tracking,
-    view_tracking, priority (1–5), schedule, campaign_report, skip_dynamic_fields."""
+    view_tracking, priority (1–5), schedule (a timezone-aware datetime), campaign_report,
+    skip_dynamic_fields."""
     xsmtp = {
         **(campaign or {}),
         "campaign_code": campaign_code,
         "campaign_name": campaign_name,
         "dynamic_fields": dynamic_fields or {},
     }
-    parts = {
-        "attachment": list(attachments),
-        "embedded": [
-            Attachment(p.filename, p.content, p.content_id or p.filename) for p in embedded_images
-        ],
-    }
+    embedded = [
+        Attachment(p.filename, p.content, p.content_id or p.filename) for p in embedded_images
+    ]
     payload = validate(
         model,
         **content,
@@ -145,33 +139,16 @@ def _queue(
         reply_to=reply_to,
         charset=charset,
         extended_headers=extended_headers or {},
-        attachments=[_part(p) for p in parts["attachment"]],
-        embedded_images=[_part(p) for p in parts["embedded"]],
+        attachments=[Part.of(p.filename, p.content, p.content_id) for p in attachments],
+        embedded_images=[Part.of(p.filename, p.content, p.content_id) for p in embedded],
         campaign=xsmtp if any(v for v in xsmtp.values()) else None,
     )
-
-    def beside(session: Session, job_id: str) -> None:
-        for role, address in payload.recipients():
-            session.add(
-                EmailRecipient(
-                    job_id=job_id, role=role, email=str(address.email), name=address.name
-                )
-            )
-        for role, items in parts.items():
-            for position, item in enumerate(items):
-                session.add(
-                    JobPart(
-                        job_id=job_id,
-                        role=role,
-                        position=position,
-                        filename=item.filename,
-                        content_id=item.content_id,
-                        body=item.content,
-                    )
-                )
-
+    parts: PartBytes = {
+        "attachment": [p.content for p in attachments],
+        "embedded": [p.content for p in embedded],
+    }
     return enqueue(
-        kind, payload.model_dump(mode="json"), account, priority, idempotency_key, beside=beside
+        kind, payload.model_dump(mode="json"), account, priority, idempotency_key, extras=parts
     )
 
 
@@ -183,12 +160,3 @@ def _address(value: AddressLike) -> dict[str, str | None]:
         return {"name": name, "email": email}
     name, email = parseaddr(value)
     return {"name": name or None, "email": email or value}
-
-
-def _part(item: Attachment) -> dict[str, Any]:
-    return {
-        "filename": item.filename,
-        "content_id": item.content_id,
-        "size": len(item.content),
-        "sha256": hashlib.sha256(item.content).hexdigest(),
-    }

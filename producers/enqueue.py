@@ -9,24 +9,27 @@ job to the ledger, publishes its id, and returns that id.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import Any, TypeVar
 
+from kombu.utils.url import maybe_sanitize_url
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from producers.errors import ContentTruncatedWarning, InvalidJob
+from producers.errors import (
+    BrokerUnavailableWarning,
+    ContentTruncatedWarning,
+    InvalidJob,
+    NotGsmWarning,
+)
+from worker.engine.clients import variable
+from worker.engine.kind import FieldError, Payload
+from worker.engine.submit import submit
 from worker.errors import ConfigurationError
-from worker.jobs.base import FieldError, Payload
-from worker.jobs.clients import variable
+from worker.jobs import list_credentials
 from worker.jobs.list_secret import ManageListSecret, Operation
 from worker.jobs.registry import KINDS
 from worker.jobs.sms import SendSms
-from worker.ledger import store
-from worker.ledger.db import connection, transaction
-from worker.ledger.models import ListCredential
-from worker.mailup.sms import SMS_MAX_CHARS
+from worker.ledger.store import IdempotencyConflict
+from worker.mailup.sms import SMS_MAX_CHARS, outside_gsm
 from worker.publish import publish
 from worker.settings import DEFAULT_ACCOUNT, get_settings
 
@@ -49,9 +52,14 @@ def send_sms(
 ) -> str:
     """Queue one transactional SMS. Content or template_id, not both.
 
+    Warns (``ContentTruncatedWarning``) when the text, merge tags filled, is longer than
+    MailUp sends, and (``NotGsmWarning``) when it has characters an SMS without
+    ``is_unicode`` cannot carry.
+
     Raises:
         InvalidJob: naming the field (recipient without international prefix, sender not
-            1–11 letters/digits, both or neither of content and template_id, …).
+            1–11 letters/digits, both or neither of content and template_id, content over
+            1,000 characters, …).
     """
     payload = validate(
         SendSms,
@@ -64,11 +72,19 @@ def send_sms(
         is_unicode=is_unicode,
         sender=sender,
     )
+    text = payload.text or ""
     if payload.truncated:
         warnings.warn(
-            f"content is {len(payload.content or '')} characters: MailUp truncates it to "
-            f"{SMS_MAX_CHARS}",
+            f"the text is {len(text)} characters with its merge tags filled: MailUp sends "
+            f"the first {SMS_MAX_CHARS}",
             ContentTruncatedWarning,
+            stacklevel=2,
+        )
+    if not is_unicode and (odd := outside_gsm(text)):
+        warnings.warn(
+            f"{odd!r} cannot be sent in an SMS without is_unicode: they would be lost or "
+            "replaced on the phone (set is_unicode, which fits fewer characters per SMS)",
+            NotGsmWarning,
             stacklevel=2,
         )
     return enqueue("send_sms", payload.model_dump(mode="json"), account, priority, idempotency_key)
@@ -108,16 +124,16 @@ def enqueue(
     priority: int = 5,
     idempotency_key: str | None = None,
     *,
-    beside: Callable[[Session, str], None] | None = None,
+    extras: Any = None,
 ) -> str:
     """Queue a job of any registered kind; the specific functions are friendlier.
 
-    ``beside(session, job_id)`` adds rows that belong to a new job in the same transaction.
+    ``extras`` goes to the kind's ``stage`` with the new job (e.g. attachment bytes).
     """
     settings = get_settings()
     if kind not in KINDS:
         raise InvalidJob({"kind": f"unknown job kind; known: {', '.join(sorted(KINDS))}"})
-    data = validate(KINDS[kind].payload, **payload).model_dump(mode="json")
+    data = validate(KINDS[kind].payload, **payload)
     try:
         settings.account(account)
     except ConfigurationError as exc:
@@ -127,23 +143,26 @@ def enqueue(
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidJob({"idempotency_key": "must be 1 to 200 characters"})
     try:
-        with transaction(settings.ledger_url) as session:
-            job, created = store.insert_job(
-                session,
-                kind=kind,
-                account=account,
-                payload=data,
-                priority=priority,
-                idempotency_key=idempotency_key,
-            )
-            if created and beside is not None:
-                beside(session, job.id)
-    except store.IdempotencyConflict as exc:
+        job_id, published = submit(
+            settings,
+            KINDS[kind],
+            data,
+            account=account,
+            priority=priority,
+            idempotency_key=idempotency_key,
+            publish=publish,
+            extras=extras,
+        )
+    except IdempotencyConflict as exc:
         raise InvalidJob({"idempotency_key": str(exc)}) from None
-    if created and not publish(job.id, priority, None):
-        with transaction(settings.ledger_url) as session:
-            store.mark_unpublished(session, job.id)
-    return job.id
+    if not published:
+        warnings.warn(
+            f"the broker at {maybe_sanitize_url(settings.broker_url)} is unreachable: job "
+            f"{job_id} is accepted and the sweeper will publish it",
+            BrokerUnavailableWarning,
+            stacklevel=2,
+        )
+    return job_id
 
 
 def validate(model: type[P], **fields: Any) -> P:
@@ -170,10 +189,4 @@ def _guid_obtainable(account: str, list_id: int) -> bool:
             return True
     except ConfigurationError:
         return True  # not this check's concern: enqueue() refuses the unknown account
-    with connection(settings.ledger_url) as db:
-        known = db.scalar(
-            select(ListCredential.list_guid).where(
-                ListCredential.account == account, ListCredential.list_id == list_id
-            )
-        )
-    return known is not None
+    return list_credentials.known_guid(settings, account, list_id) is not None

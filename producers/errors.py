@@ -13,8 +13,18 @@ class InvalidJob(ValueError):
 
 
 class ContentTruncatedWarning(UserWarning):
-    """The SMS text is longer than MailUp sends (670 characters): it will be truncated."""
+    """The SMS text, merge tags filled, is longer than MailUp sends (670 characters)."""
 
 
 class MergeTagCaseWarning(UserWarning):
     """A merge tag with capital letters: MailUp replaces only lowercase ones in templates."""
+
+
+class NotGsmWarning(UserWarning):
+    """The SMS text has characters outside the GSM alphabet and is_unicode is off: those
+    characters would be lost or replaced on the way to the phone."""
+
+
+class BrokerUnavailableWarning(UserWarning):
+    """The job is accepted (it is in the ledger) but its message could not be handed to the
+    broker: the sweeper publishes it once the broker answers. Do not submit it again."""

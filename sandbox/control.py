@@ -1,5 +1,6 @@
 """Control routes under ``/_sandbox``: the test tool's side (MailUp's own view), so no faults,
-no journal, and secrets are shown. Answers are plain JSON; errors are ``{"error": "..."}``.
+no limits, no journal, and secrets are shown. Answers are plain JSON; errors are
+``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.faults import FaultSettings, ForcedAnswer
 from sandbox.http import Reply, Request, Router
+from sandbox.limits import LimitSettings
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -58,6 +60,25 @@ def build_router(sb: Sandbox) -> Router:
     def force(req: Request) -> Reply:
         return Reply(200, {"forced_pending": sb.faults.force(ForcedAnswer.from_dict(_body(req)))})
 
+    @router.route("GET", r"/limits")
+    def get_limits(req: Request) -> Reply:
+        return Reply(200, asdict(sb.limits.settings))
+
+    @router.route("POST", r"/limits")
+    def set_limits(req: Request) -> Reply:
+        sb.limits.configure(LimitSettings.from_dict(_body(req)))
+        return get_limits(req)
+
+    @router.route("GET", r"/paging")
+    def get_paging(req: Request) -> Reply:
+        with sb.state.lock:
+            return Reply(200, {"max_page_size": sb.state.max_page_size})
+
+    @router.route("POST", r"/paging")
+    def set_paging(req: Request) -> Reply:
+        sb.set_max_page_size(_body(req)["max_page_size"])
+        return get_paging(req)
+
     @router.route("POST", r"/reset")
     def reset(req: Request) -> Reply:
         sb.reset()
@@ -70,22 +91,19 @@ def build_router(sb: Sandbox) -> Router:
 
     @router.route("GET", r"/state/accounts")
     def accounts(req: Request) -> Reply:
-        with sb.state.lock:
-            items = [
-                {k: v for k, v in asdict(a).items() if k != "password"}
-                for a in sb.state.accounts.values()
-            ]
-        return Reply(200, {"accounts": items})
+        return Reply(200, {"accounts": sb.accounts()})
+
+    @router.route("POST", r"/accounts/(?P<account_id>\d+)")
+    def set_account(req: Request) -> Reply:
+        return _found(sb.set_account, int(req.params["account_id"]), **_body(req))
 
     @router.route("POST", r"/accounts/(?P<account_id>\d+)/credits")
     def credits(req: Request) -> Reply:
-        credits = float(_body(req)["credits"])
-        with sb.state.lock:
-            account = sb.state.accounts.get(int(req.params["account_id"]))
-            if account is None:
-                return Reply(404, {"error": "unknown account"})
-            account.credits = credits
-        return Reply(200, {"id": account.id, "credits": credits})
+        credits = _body(req)["credits"]
+        reply = _found(sb.set_account, int(req.params["account_id"]), credits=credits)
+        if reply.status != 200:
+            return reply
+        return Reply(200, {"id": reply.body["id"], "credits": reply.body["credits"]})
 
     # --- OAuth2 --------------------------------------------------------------------------------
 
@@ -108,6 +126,11 @@ def build_router(sb: Sandbox) -> Router:
     @router.route("GET", r"/trusted-senders")
     def trusted_senders(req: Request) -> Reply:
         return Reply(200, {"trusted_senders": sb.trusted_senders()})
+
+    @router.route("POST", r"/trusted-senders")
+    def add_sender(req: Request) -> Reply:
+        body = _body(req)
+        return _found(sb.add_trusted_sender, str(body.pop("email")), **body)
 
     @router.route("POST", r"/trusted-senders/confirm")
     def confirm_sender(req: Request) -> Reply:
@@ -133,7 +156,7 @@ def build_router(sb: Sandbox) -> Router:
 
 
 def _found(change: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Reply:
-    """200 with what ``change`` answers, or 404 when it names an unknown sender or user."""
+    """200 with what ``change`` answers; 404 when it names an unknown account, sender or user."""
     try:
         return Reply(200, change(*args, **kwargs))
     except LookupError as exc:

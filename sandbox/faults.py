@@ -3,8 +3,15 @@
 Rates are probabilities per request, drawn from one seeded ``random.Random`` so a run with the
 same seed and the same request order sees the same faults. The rates are mutually exclusive
 slices of one draw (their sum must be <= 1), in the order drop_before, error, 429, drop_after,
-301. ``latency_ms`` is applied on top of whatever else happens. Forced answers (one-shot, FIFO)
-win over the rates.
+error_after, 301. ``latency_ms`` is applied on top of whatever else happens. Forced answers
+(one-shot, FIFO) win over the rates.
+
+Faults come in two kinds. Before processing (drop_before, error, 429, a forced answer): the
+handler never runs, as when a load balancer or MailUp's front door answers. After processing
+(drop_after, error_after, a forced answer with ``after_processing``): the handler runs (the SMS
+is delivered and charged, the email accepted, the console change applied), then the answer is
+lost or replaced by another, as when a gateway times out on a request MailUp already carried
+out. Clients cannot tell the two apart from a 5xx, which is the point.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from collections import deque
 from dataclasses import dataclass, fields
 from typing import Any
 
-RATE_ORDER = ("drop_before", "error", "429", "drop_after", "301")
+RATE_ORDER = ("drop_before", "error", "429", "drop_after", "error_after", "301")
+AFTER_STATUSES = (500, 502, 504)  # error_after: a crash past the handler, a gateway's 502 or 504
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -29,11 +37,12 @@ def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class FaultSettings:
     latency_ms: float = 0.0
-    error_rate: float = 0.0  # half HTTP 500 + code 300, half HTTP 503 with an empty body
+    error_rate: float = 0.0  # half HTTP 500 + code 300, half HTTP 503 + Retry-After, no body
     rate_429: float = 0.0
     retry_after: int = 1  # seconds, sent as the Retry-After header of 429 answers
     drop_before_rate: float = 0.0  # close the socket without processing
     drop_after_rate: float = 0.0  # process, then close the socket without answering
+    error_after_rate: float = 0.0  # process, then answer 500 + server error code, 502 or 504
     rate_301: float = 0.0  # SMS delivered and charged, answered Code 301 with DeliveryId 0
 
     @classmethod
@@ -53,6 +62,7 @@ class FaultSettings:
             self.error_rate,
             self.rate_429,
             self.drop_after_rate,
+            self.error_after_rate,
             self.rate_301,
         )
 
@@ -65,7 +75,10 @@ class ForcedAnswer:
     code: str | None = None  # None: empty body
     description: str | None = None  # None: the API family's documented text for ``code``
     operation: str | None = None
-    retry_after: int | None = None  # for 429s; None: the current settings' retry_after
+    # The Retry-After header: 429s always carry one (None: the settings' retry_after);
+    # other statuses only when it is given.
+    retry_after: int | None = None
+    after_processing: bool = False  # run the handler first, then answer this instead
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForcedAnswer:
@@ -77,8 +90,22 @@ class Decision:
     kind: str | None  # None or one of RATE_ORDER, or "forced"
     latency_ms: float = 0.0
     forced: ForcedAnswer | None = None
-    error_503: bool = False  # for kind "error": 503 empty body rather than 500 code 300
+    status: int | None = None  # the HTTP status of an "error" (500, 503) or "error_after" fault
     retry_after: int = 1
+
+    @property
+    def before_processing(self) -> bool:
+        """The answer is made up instead of running the handler."""
+        if self.forced is not None:
+            return not self.forced.after_processing
+        return self.kind in ("drop_before", "error", "429")
+
+    @property
+    def after_processing(self) -> bool:
+        """The handler runs, then its answer is replaced (dropping is the pipeline's own)."""
+        if self.forced is not None:
+            return self.forced.after_processing
+        return self.kind == "error_after"
 
 
 class Faults:
@@ -124,5 +151,9 @@ class Faults:
                     break
             if kind == "301" and not allows_301:
                 kind = None
-            error_503 = kind == "error" and self._rng.random() < 0.5
-            return Decision(kind, s.latency_ms, None, error_503, s.retry_after)
+            status = None
+            if kind == "error":
+                status = 503 if self._rng.random() < 0.5 else 500
+            elif kind == "error_after":
+                status = AFTER_STATUSES[int(self._rng.random() * len(AFTER_STATUSES))]
+            return Decision(kind, s.latency_ms, None, status, s.retry_after)

@@ -68,6 +68,9 @@ class Request:
 
 
 Handler = Callable[[Request], Reply]
+# (request, state) -> (account id, limits bucket) the call counts against, or None: not counted.
+# Called under the state lock before faults and the handler: light parsing only.
+LimitKey = Callable[[Request, "SandboxState"], tuple[int, str] | None]
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Route:
     # Names the operation from the request itself, when one URL hosts several (OAuth grants);
     # the pipeline calls it before deciding faults, so forced answers can target it.
     operation_of: Callable[[Request], str] | None = None
+    limit_key: LimitKey | None = None  # None: MailUp caps no calls of this route
 
     def operation_for(self, req: Request) -> str:
         return self.operation if self.operation_of is None else self.operation_of(req)
@@ -100,10 +104,12 @@ class Router:
         *,
         allows_301: bool = False,
         operation_of: Callable[[Request], str] | None = None,
+        limit_key: LimitKey | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             regex = re.compile(re.escape(self.prefix) + pattern, re.IGNORECASE)
-            self.routes.append(Route(method, regex, handler, operation, allows_301, operation_of))
+            route = Route(method, regex, handler, operation, allows_301, operation_of, limit_key)
+            self.routes.append(route)
             return handler
 
         return register

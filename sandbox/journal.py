@@ -1,14 +1,16 @@
 """Append-only record of every emulated API request, for tests to assert what MailUp "saw".
 
 Entry fields: seq, time, method, path (no query string), api, operation, fault (None, "latency",
-"error", "429", "drop_before", "drop_after", "forced", "301"), processed (the operation was
-carried out: a secret read/created/deleted, an SMS delivered and charged), http_status (None when
-the connection was dropped), code (MailUp application code, None for empty bodies), plus the
-operation's own details flattened in (for SMS sends: delivery_id, recipient, list_id, content,
-truncated, cost, campaign_code, ...; for emails: smtp_user, email_id, from, to, subject, the
-attachments' sha256; for token requests: grant_type, client_id, username). Secrets and
-credentials never go in: handlers record ``list_secret_valid``, ``client_valid``,
-``secret_valid`` or ``token_valid`` instead, and headers are not recorded at all.
+"error", "429", "drop_before", "drop_after", "error_after", "forced", "301", or "limit" for
+MailUp's own 429 over a per-account cap), processed (the operation was carried out: a secret
+read/created/deleted, an SMS delivered and charged, even when a fault then lost or replaced the
+answer), http_status (None when the connection was dropped), code (MailUp application code, None
+for empty bodies), plus the operation's own details flattened in (for SMS sends: delivery_id,
+recipient, list_id, content, truncated, cost, campaign_code, ...; for emails: smtp_user,
+email_id, from, to, subject, the attachments' sha256; for token requests: grant_type, client_id,
+username; for calls over a cap: account_id, calls_in_window). Secrets and credentials never go
+in: handlers record ``list_secret_valid``, ``client_valid``, ``secret_valid`` or
+``token_valid`` instead, and headers are not recorded at all.
 """
 
 from __future__ import annotations
@@ -54,10 +56,12 @@ class Journal:
             self._entries.clear()
 
     def counts(self) -> dict[str, int]:
-        """How many API requests arrived, and how many SMS were delivered: cheap to poll."""
+        """How many API requests arrived, how many SMS were delivered, how many calls were refused
+        over a per-account cap: cheap to poll."""
         with self._lock:
             delivered = sum(1 for e in self._entries if e.processed and e.operation == "send_sms")
-            return {"requests": len(self._entries), "deliveries": delivered}
+            limited = sum(1 for e in self._entries if e.fault == "limit")
+            return {"requests": len(self._entries), "deliveries": delivered, "limited": limited}
 
     def entries(
         self, *, operation: str | None = None, processed: bool | None = None

@@ -10,8 +10,10 @@ URL layout (each family stands for a MailUp host):
 - ``/sms/api/v2.0``  ->  ``https://sendsms.mailup.com/api/v2.0`` (``sandbox.apis.sms``)
 - ``/_sandbox/...``  ->  control routes (``sandbox.control``)
 
-API requests go through ``dispatch``: pick the route, decide the fault, run the handler
-(or not), journal the exchange. Adding a family means importing it into ``FAMILIES``.
+API requests go through ``dispatch``: pick the route, count the call against MailUp's
+per-account caps (``sandbox.limits``; over the cap: 429, nothing else happens), decide the fault,
+run the handler (or not), replace its answer if the fault says so, journal the exchange. Adding
+a family means importing it into ``FAMILIES``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from sandbox.apis.transactional import TRANSACTIONAL
 from sandbox.faults import Decision, Faults, FaultSettings, ForcedAnswer
 from sandbox.http import DROP, ApiFamily, Reply, Request, Route, SandboxHTTPServer
 from sandbox.journal import Journal
+from sandbox.limits import Limits, LimitSettings, Refusal
 from sandbox.state import (
+    ACCOUNT_STATUSES,
     BLOCKED,
     CONFIRMED,
     DEFAULT_ACCOUNT_ID,
@@ -41,6 +45,8 @@ from sandbox.state import (
     DEFAULT_SMTP_SECRET,
     DEFAULT_SMTP_USER,
     DEFAULT_USERNAME,
+    STATUS_CODES,
+    Account,
     SandboxState,
     TrustedSender,
     jsonable,
@@ -49,6 +55,7 @@ from sandbox.state import (
 
 FAMILIES: tuple[ApiFamily, ...] = (SMS, OAUTH, CONSOLE, TRANSACTIONAL)
 SMTP_USER_SETTINGS = ("is_enabled", "admin_block", "block_until", "deleted")
+ACCOUNT_SETTINGS = ("status", "credits")
 
 
 class Sandbox:
@@ -64,6 +71,7 @@ class Sandbox:
         self.host, self.port, self.verbose = host, port, verbose
         self.state = state or SandboxState.default()
         self.faults = Faults(seed)
+        self.limits = Limits()
         self._journal = Journal()
         self._control = control.build_router(self)
         self._httpd: SandboxHTTPServer | None = None
@@ -140,9 +148,15 @@ class Sandbox:
         self.state = SandboxState.default()
         self._journal.clear()
         self.faults.reset()
+        self.limits.reset()
 
     def set_faults(self, **settings: Any) -> None:
         self.faults.configure(FaultSettings.from_dict(settings))
+
+    def set_limits(self, **settings: Any) -> None:
+        """MailUp's caps in calls per second per account: ``sms_per_second`` (30),
+        ``console_per_second`` (5); 0 means no cap, a missing one MailUp's value."""
+        self.limits.configure(LimitSettings.from_dict(settings))
 
     def force(self, http_status: int, code: str | None = None, **extra: Any) -> None:
         self.faults.force(ForcedAnswer(http_status, code, **extra))
@@ -185,9 +199,53 @@ class Sandbox:
         with self.state.lock:
             self.state.token_lifetime = expires_in
 
+    def set_max_page_size(self, max_page_size: int) -> None:
+        """The largest PageSize the Console list routes answer with (MailUp's default 20)."""
+        if type(max_page_size) is not int or max_page_size < 1:
+            raise ValueError("max_page_size must be an integer >= 1")
+        with self.state.lock:
+            self.state.max_page_size = max_page_size
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """Every account, passwords left out."""
+        with self.state.lock:
+            return [_account_view(a) for a in self.state.accounts.values()]
+
+    def set_account(self, account_id: int, **settings: Any) -> dict[str, Any]:
+        """Change an account: ``status`` (one of ACCOUNT_STATUSES), ``credits`` (SMS credits)."""
+        unknown = set(settings) - set(ACCOUNT_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown fields: {sorted(unknown)}; known: {ACCOUNT_SETTINGS}")
+        if settings.get("status", "active") not in ACCOUNT_STATUSES:
+            raise ValueError(f"status must be one of {ACCOUNT_STATUSES}")
+        if "credits" in settings:
+            settings["credits"] = float(settings["credits"])
+        with self.state.lock:
+            account = self.state.accounts[account_id]
+            for name, value in settings.items():
+                setattr(account, name, value)
+            return _account_view(account)
+
     def trusted_senders(self) -> list[dict[str, Any]]:
         with self.state.lock:
             return [jsonable(s) for s in self.state.trusted_senders.values()]
+
+    def add_trusted_sender(
+        self, email: str, status_code: int = 0, account_id: int = DEFAULT_ACCOUNT_ID
+    ) -> dict[str, Any]:
+        """Trust ``email`` with ``status_code`` (0, 1 or 2) unless the account already has it
+        (any case): then it is answered unchanged. No verification email, no API call."""
+        if type(status_code) is not int or status_code not in STATUS_CODES:
+            raise ValueError(f"status_code must be one of {STATUS_CODES}")
+        with self.state.lock:
+            if account_id not in self.state.accounts:
+                raise KeyError(f"unknown account {account_id}")
+            sender = self.state.sender_by_email(account_id, email)
+            if sender is None:
+                sender = self.state.trust_sender(account_id, email)
+                sender.status_code = status_code
+                sender.authorized = sender.created if status_code == CONFIRMED else None
+            return jsonable(sender)
 
     def confirm_trusted_sender(self, email: str) -> dict[str, Any]:
         """As if the owner clicked the verification link: StatusCode 1, AuthorizationDate now."""
@@ -252,32 +310,72 @@ class Sandbox:
 
     def _api(self, family: ApiFamily, route: Route, req: Request) -> Reply:
         operation = route.operation_for(req)
+        refusal = self._over_cap(route, req)
+        if refusal is not None:
+            return self._limited(family, req, operation, refusal)
         decision = self.faults.decide(operation, allows_301=route.allows_301)
         if decision.latency_ms:
             time.sleep(decision.latency_ms / 1000)  # outside any lock: slow, not serialized
         fault = decision.kind
-        if fault in ("forced", "error", "429", "drop_before"):
+        if decision.before_processing:
             reply = self._fault_reply(family, decision)
         else:
             req.state, req.fault = self.state, fault
             reply = route.handler(req)
+            if decision.after_processing:
+                reply = self._fault_reply(family, decision)
         code = family.code_of(reply.body)
         if fault == "301" and code != "301":
             fault = None  # the request failed validation before the 301 could happen
         if fault == "drop_after":
             reply = DROP
+        fault = fault or ("latency" if decision.latency_ms else None)
+        self._record(family, req, operation, fault, reply, code)
+        return reply
+
+    def _over_cap(self, route: Route, req: Request) -> Refusal | None:
+        """Count the call against its account's cap, if MailUp caps this route."""
+        if route.limit_key is None:
+            return None
+        with self.state.lock:
+            key = route.limit_key(req, self.state)
+        if key is None:
+            return None  # no account to count against: the handler will refuse the call
+        refusal = self.limits.arrive(*key)
+        if refusal is not None:
+            req.details.update(account_id=key[0], calls_in_window=refusal.calls)
+        return refusal
+
+    def _limited(self, family: ApiFamily, req: Request, operation: str, refusal: Refusal) -> Reply:
+        """MailUp's 429 for a call over the cap; nothing was processed."""
+        latency = self.faults.settings.latency_ms  # a 429 crosses the same network
+        if latency:
+            time.sleep(latency / 1000)
+        body = family.error_body("429", refusal.description)
+        reply = Reply(429, body, {"Retry-After": "1"})
+        self._record(family, req, operation, "limit", reply, family.code_of(body))
+        return reply
+
+    def _record(
+        self,
+        family: ApiFamily,
+        req: Request,
+        operation: str,
+        fault: str | None,
+        reply: Reply,
+        code: str | None,
+    ) -> None:
         self._journal.record(
             method=req.method,
             path=req.path,
             api=family.name,
             operation=operation,
-            fault=fault or ("latency" if decision.latency_ms else None),
+            fault=fault,
             processed=req.processed,
             http_status=reply.status,
             code=code,
             details=req.details,
         )
-        return reply
 
     @staticmethod
     def _fault_reply(family: ApiFamily, decision: Decision) -> Reply:
@@ -285,14 +383,19 @@ class Sandbox:
             return DROP
         if decision.kind == "429":
             return Reply(429, None, {"Retry-After": str(decision.retry_after)})
-        if decision.kind == "error":
-            if decision.error_503:
-                return Reply(503)
-            code = family.server_error_code
-            return Reply(500, family.error_body(code, family.descriptions[code]))
+        if decision.kind in ("error", "error_after"):
+            if decision.status == 503:  # a load balancer shedding load
+                return Reply(503, None, {"Retry-After": str(decision.retry_after)})
+            if decision.status == 500:
+                code = family.server_error_code
+                return Reply(500, family.error_body(code, family.descriptions[code]))
+            assert decision.status is not None
+            return Reply(decision.status)  # a gateway's 502 or 504: no MailUp body
         forced = decision.forced
         assert forced is not None
-        headers = {"Retry-After": str(decision.retry_after)} if forced.http_status == 429 else {}
+        # A 429 always says when to come back; another forced status only when asked to.
+        wants_header = forced.http_status == 429 or forced.retry_after is not None
+        headers = {"Retry-After": str(decision.retry_after)} if wants_header else {}
         if forced.code is None:
             return Reply(forced.http_status, None, headers)
         code = str(forced.code)  # JSON callers may send 205 rather than "205"
@@ -330,6 +433,11 @@ def serve(host: str, port: int, seed: int = 0, *, verbose: bool = False) -> None
     print("  Seeded world:")
     for line in sandbox.state.describe():
         print(f"    {line}")
+    caps = sandbox.limits.settings
+    print(
+        f"  MailUp's caps per account: {caps.sms_per_second} SMS sends/s, "
+        f"{caps.console_per_second} other calls/s (0: none; {sandbox.control_url}/limits)"
+    )
     sys.stdout.flush()
     try:
         httpd.serve_forever()
@@ -337,6 +445,10 @@ def serve(host: str, port: int, seed: int = 0, *, verbose: bool = False) -> None
         pass
     finally:
         sandbox.stop()
+
+
+def _account_view(account: Account) -> dict[str, Any]:
+    return {k: v for k, v in jsonable(account).items() if k != "password"}
 
 
 def _utc(value: Any) -> datetime | None:

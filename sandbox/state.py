@@ -3,13 +3,15 @@ trusted senders, SMTP+ users, email templates and the emails accepted for sendin
 
 Default seeded world (``SandboxState.default()``), deterministic so demos and tests can rely on it:
 
-- account 1234, console user ``m1234`` / password ``sandbox-password``, 1000000 SMS credits;
+- account 1234, active, console user ``m1234`` / password ``sandbox-password``, 1000000 SMS
+  credits;
 - lists 1, 2, 3 of that account, GUIDs ``00000000-0000-4000-8000-00000000000N``, no ListSecret
   until one is created; default SMS sender ``MailUp`` on lists 1 and 2, none on list 3;
 - SMS templates ``{1: "Hi [Name], welcome to [City]", 2: "Your code is [Code]"}``;
 - opt-out number ``+393330000666``;
 - OAuth2 client ``sandbox-client`` / ``sandbox-client-secret``; access tokens live 900 s;
 - trusted sender ``sender@example.com`` (id ``SandboxSender001``), confirmed;
+- Console list routes answer at most 20 items per page (``max_page_size``);
 - SMTP+ user ``s1234_1`` / secret ``sandbox-smtp-secret`` on list 1, enabled, priority 3;
 - email templates: list 1 ``7`` (lowercase tags [firstname] [lastname]) and ``9`` (a capitalised
   [FirstName] beside a lowercase [firstname]); list 2 ``8`` ([order]).
@@ -41,6 +43,9 @@ DEFAULT_SMTP_SECRET = "sandbox-smtp-secret"
 DEFAULT_TRUSTED_SENDER = "sender@example.com"
 
 NOT_CONFIRMED, CONFIRMED, BLOCKED = 0, 1, 2  # trusted sender StatusCode
+STATUS_CODES = (NOT_CONFIRMED, CONFIRMED, BLOCKED)
+ACCOUNT_STATUSES = ("active", "suspended", "deleted")
+DEFAULT_MAX_PAGE_SIZE = 20  # the PageSize of every paged example in the docs
 
 
 def list_guid(list_id: int) -> str:
@@ -67,6 +72,7 @@ class Account:
     username: str  # console user, "m" + id, used for HTTP Basic on ListSecret calls
     password: str
     credits: float
+    status: str = "active"  # one of ACCOUNT_STATUSES; the transactional email API checks it
 
 
 @dataclass
@@ -195,6 +201,7 @@ class SandboxState:
     next_delivery_id: int = 1
     oauth_clients: dict[str, OAuthClient] = field(default_factory=dict)
     token_lifetime: int = 900  # expires_in of new access tokens, seconds
+    max_page_size: int = DEFAULT_MAX_PAGE_SIZE  # MailUp's cap on a Console list's PageSize
     access_tokens: dict[str, Grant] = field(default_factory=dict)
     refresh_tokens: dict[str, Grant] = field(default_factory=dict)  # single-use: popped on use
     trusted_senders: dict[str, TrustedSender] = field(default_factory=dict)  # by id
@@ -320,8 +327,8 @@ class SandboxState:
     def describe(self) -> list[str]:
         """Human-readable summary of credentials and lists, for ``serve``'s banner."""
         lines = [
-            f"account {a.id}: console user {a.username!r}, password {a.password!r}, "
-            f"credits {a.credits:.10g}"
+            f"account {a.id} ({a.status}): console user {a.username!r}, "
+            f"password {a.password!r}, credits {a.credits:.10g}"
             for a in self.accounts.values()
         ]
         lines += [

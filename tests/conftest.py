@@ -34,6 +34,19 @@ POSTGRES_URL = os.environ.get(
 IN_CI = os.environ.get("CI") == "true"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An empty HOME and data dir for the whole run: nothing a developer's machine holds
+    (a data dir made by an earlier demo, say) can hide a missing directory."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("MAILUP_JOBS_DATA_DIR", str(home / "data"))
+        get_settings.cache_clear()
+        yield home
+    get_settings.cache_clear()
+
+
 def _unavailable(what: str, exc: Exception) -> None:
     message = f"{what} is not answering ({type(exc).__name__}: {exc})"
     if IN_CI:

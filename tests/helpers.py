@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from producers.audit import get_job
-from worker.jobs import runner
+from worker.engine import clients, runner
+from worker.jobs.registry import KINDS
 from worker.ledger.db import transaction
 from worker.ledger.models import Job, utcnow
-from worker.ratelimit import limiter_for
 from worker.settings import get_settings
 
 
@@ -33,7 +33,8 @@ def run_once(job_id: str, publish: Recorder | None = None) -> str | None:
     return runner.run(
         job_id,
         settings=settings,
-        limiter=limiter_for(settings),
+        kinds=KINDS,
+        limiter=clients.limiter(settings),
         publish=publish or Recorder(),
     )
 

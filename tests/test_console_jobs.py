@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import select
 
 from producers.console import (
@@ -68,8 +69,8 @@ def test_smtp_user_creation_waits_for_confirmation_then_creates(sandbox: Sandbox
     assert run_once(job_id) == "succeeded"
     outcome = job(job_id)["outcome"]
     assert outcome["password_stored"] is True and "Password" not in outcome
-    created = {u["username"]: u for u in sandbox.smtp_users()}[outcome["Username"]]
-    assert smtp_password(outcome["Username"]) == created["secret"]
+    created = {u["username"]: u for u in sandbox.smtp_users()}[outcome["username"]]
+    assert smtp_password(outcome["username"]) == created["secret"]
 
 
 def test_a_blocked_sender_fails_the_creation_with_the_reason(sandbox: Sandbox, env: Env) -> None:
@@ -108,12 +109,12 @@ def test_a_reset_password_is_stored_encrypted(sandbox: Sandbox, env: Env) -> Non
 
 
 def test_operators_read_priorities_and_user_status(sandbox: Sandbox, env: Env) -> None:
-    assert [p["PriorityName"] for p in smtp_priorities()][:2] == ["VeryHigh", "High"]
+    assert [p["name"] for p in smtp_priorities()][:2] == ["VeryHigh", "High"]
     sandbox.set_smtp_user("s1234_1", admin_block=True)
 
     [user] = smtp_user_info("s1234_1")
 
-    assert (user["Username"], user["AdminBlock"]) == ("s1234_1", True)
+    assert (user["username"], user["admin_block"]) == ("s1234_1", True)
 
 
 def test_a_waiting_creation_is_not_retried_into_failure(sandbox: Sandbox, env: Env) -> None:
@@ -147,7 +148,104 @@ def test_list_user_info_as_a_job_records_the_users_status(sandbox: Sandbox, env:
     job_id = smtp_user_info_job("s1234_1")
 
     assert run_once(job_id) == "succeeded"
-    assert job(job_id)["outcome"]["users"][0]["IsEnabled"] is False
+    assert job(job_id)["outcome"]["users"][0]["is_enabled"] is False
     with transaction(get_settings().ledger_url) as session:
         status = session.scalars(select(SmtpUserStatus)).one()
     assert (status.username, status.is_enabled) == ("s1234_1", False)
+
+
+def test_addresses_match_whatever_their_case(sandbox: Sandbox, env: Env) -> None:
+    # Given a sender MailUp stores as "News@Example.com"
+    sandbox.add_trusted_sender("News@Example.com", status_code=1)
+    trusted_senders.sync(get_settings(), "default")
+
+    # Then the ledger finds it under any case, and disabling it sends MailUp's own spelling
+    assert trusted_senders.statuses(get_settings(), "default", ["news@EXAMPLE.com"]) == {
+        "news@EXAMPLE.com": 1
+    }
+    assert run_once(disable_trusted_sender("NEWS@example.com")) == "succeeded"
+    assert _trusted("News@Example.com")["status_code"] == 2
+    [delete] = sandbox.journal(operation="trusted_sender_delete")
+    assert delete["http_status"] == 200
+
+
+def test_trusting_a_confirmed_sender_again_is_refused_unless_forced(
+    sandbox: Sandbox, env: Env
+) -> None:
+    from producers import InvalidJob
+
+    sandbox.add_trusted_sender(NEW, status_code=1)
+    trusted_senders.sync(get_settings(), "default")
+
+    # At the door, from the ledger's mirror
+    with pytest.raises(InvalidJob, match="already a confirmed trusted sender") as refused:
+        trust_sender(NEW.upper())
+    assert refused.value.field == "email"
+
+    # In the worker, from MailUp itself (the mirror may be behind)
+    sandbox.add_trusted_sender("other@example.com", status_code=1)
+    job_id = trust_sender("other@example.com")
+    assert run_once(job_id) == "failed"
+    assert job(job_id)["last_error_code"] == "sender_confirmed"
+    assert sandbox.journal(operation="trusted_sender_create") == []
+
+    # Forced, it goes back to NotConfirmed as the docs say
+    assert run_once(trust_sender(NEW, force=True)) == "succeeded"
+    assert _trusted(NEW)["status_code"] == 0
+
+
+def test_a_disabled_sender_cannot_be_trusted_again(sandbox: Sandbox, env: Env) -> None:
+    sandbox.add_trusted_sender(NEW, status_code=2)
+    job_id = trust_sender(NEW)  # the mirror does not know it yet: the worker finds out
+
+    assert run_once(job_id) == "failed"
+    row = job(job_id)
+    assert (
+        row["last_error_code"] == "sender_blocked"
+        and "will not trust it again" in row["last_error"]
+    )
+
+
+def test_paging_follows_the_page_size_mailup_chooses(sandbox: Sandbox, env: Env) -> None:
+    # Given 7 senders and a MailUp that answers pages of 2 whatever is asked
+    for n in range(6):
+        sandbox.add_trusted_sender(f"sender{n}@example.com", status_code=n % 2)
+    sandbox.set_max_page_size(2)
+
+    trusted_senders.sync(get_settings(), "default")
+
+    # Then every sender is mirrored, each page asked once
+    assert len(list_trusted_senders()) == 7
+    assert len(sandbox.journal(operation="trusted_senders_list")) == 4
+
+
+def test_a_password_reset_here_is_what_sends_even_with_the_old_one_in_settings(
+    sandbox: Sandbox, env: Env
+) -> None:
+    from producers import send_email
+
+    # Given MAILUP_SMTP_SECRET holds the password the reset makes invalid
+    assert run_once(reset_smtp_password(list_id=1, username="s1234_1")) == "succeeded"
+
+    job_id = send_email(sender="sender@example.com", to=["a@example.com"], subject="s", text="t")
+
+    # Then the new password sends, first time: MailUp never sees the old one
+    assert run_once(job_id) == "succeeded"
+    assert [e["secret_valid"] for e in sandbox.journal(operation="send_message")] == [True]
+
+
+def test_a_password_changed_elsewhere_falls_back_to_the_setting(sandbox: Sandbox, env: Env) -> None:
+    from producers import send_email
+    from sandbox.state import DEFAULT_SMTP_SECRET
+
+    # Given a password reset here, then set back to the settings' one outside mailup-jobs
+    assert run_once(reset_smtp_password(list_id=1, username="s1234_1")) == "succeeded"
+    with sandbox.state.lock:
+        sandbox.state.smtp_users["s1234_1"].secret = DEFAULT_SMTP_SECRET
+
+    job_id = send_email(sender="sender@example.com", to=["a@example.com"], subject="s", text="t")
+
+    # Then the stale stored one is refused (102: nothing sent) and the setting sends
+    assert run_once(job_id) == "succeeded"
+    assert [e["secret_valid"] for e in sandbox.journal(operation="send_message")] == [False, True]
+    assert len(sandbox.emails()) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -115,7 +115,11 @@ def test_capitalised_merge_tags_are_warned_about(env: Env) -> None:
         ({"to": ["not-an-address"]}, "to.0.email"),
         ({"sender": "nobody"}, "sender.email"),
         ({"text": None}, "html"),
-        ({"attachments": [Attachment(f"f{n}.txt", b"x") for n in range(6)]}, "attachments"),
+        ({"subject": "a\r\nBcc: x@example.com"}, "subject"),  # header injection
+        ({"subject": "line\nbreak"}, "subject"),
+        ({"extended_headers": {"X-Tag": "a\r\nBcc: x@example.com"}}, "extended_headers.X-Tag"),
+        ({"to": [("Ada\r\nBcc: x@example.com", "ada@example.com")]}, "to.0.name"),
+        ({"campaign": {"schedule": datetime(2030, 1, 1, 9, 0)}}, "campaign.schedule"),  # naive
         ({"attachments": [Attachment("../etc/passwd", b"x")]}, "attachments.0.filename"),
         ({"attachments": [Attachment("big.bin", b"x" * (10 * 2**20 + 1))]}, "attachments"),
         ({"campaign": {"priority": 9}}, "campaign.priority"),
@@ -141,8 +145,8 @@ def test_an_unknown_template_fails_once_with_its_code(sandbox: Sandbox, env: Env
     assert [a["outcome"] for a in row["attempts"]] == ["permanent"]
 
 
-def test_a_server_error_backs_off_then_sends(sandbox: Sandbox, env: Env) -> None:
-    sandbox.force(503, operation="send_message")
+def test_a_server_shedding_load_is_retried_then_sends(sandbox: Sandbox, env: Env) -> None:
+    sandbox.force(503, operation="send_message", retry_after=1)  # before processing
     job_id = _email()
 
     assert run_once(job_id) == "retrying"
@@ -165,7 +169,7 @@ def test_a_blocked_smtp_user_pauses_the_accounts_email_until_block_until(
     assert run_once(first, recorder) == "retrying"
     assert run_once(second, recorder) == "queued"
     assert run_once(third, recorder) == "queued"
-    assert [a["mailup_code"] for a in job(first)["attempts"]] == ["105"]
+    assert [(a["outcome"], a["mailup_code"]) for a in job(first)["attempts"]] == [("paused", "105")]
     assert job(second)["attempts"] == [] and job(second)["attempt_count"] == 0
     assert all(countdown and countdown >= 2 for _, _, countdown in recorder.published)
     assert len(sandbox.journal(operation="send_message")) == 1  # nobody else tried
@@ -180,7 +184,7 @@ def test_a_blocked_smtp_user_pauses_the_accounts_email_until_block_until(
 
 
 def test_an_admin_block_pauses_until_an_operator_resumes(sandbox: Sandbox, env: Env) -> None:
-    from worker.jobs import pauses
+    from worker.engine import pauses
 
     sandbox.set_smtp_user("s1234_1", admin_block=True)
     first, second = _email(), _email()
@@ -198,7 +202,7 @@ def test_an_admin_block_pauses_until_an_operator_resumes(sandbox: Sandbox, env: 
     with connection(get_settings().ledger_url) as db:
         assert second in [job_id for job_id, _ in store.due_for_publishing(db, republish_after=60)]
 
-    assert pauses.clear(get_settings(), "default", "email", ["send_message", "send_template"])
+    assert pauses.lift(get_settings(), "default", "email", ["send_message", "send_template"])
     for job_id in (first, second):
         make_due(job_id)
         assert run_once(job_id) == "succeeded"
@@ -220,3 +224,35 @@ def test_an_idempotency_key_covers_the_attachment_bytes(env: Env) -> None:
         parts = session.scalar(select(func.count()).select_from(JobPart))
         recipients = session.scalar(select(func.count()).select_from(EmailRecipient))
     assert (job_count(), parts, recipients) == (1, 1, 1)
+
+
+def test_more_than_five_attachments_go_out(sandbox: Sandbox, env: Env) -> None:
+    # Five slots is a rule of Console messages; transactional email has none.
+    files = [Attachment(f"part{n}.txt", f"part {n}".encode()) for n in range(7)]
+    job_id = _email(attachments=files)
+
+    assert run_once(job_id) == "succeeded"
+    [sent] = sandbox.emails()
+    assert [p["filename"] for p in sent["attachments"]] == [f"part{n}.txt" for n in range(7)]
+
+
+def test_a_schedule_goes_to_mailup_in_its_utc_form(env: Env) -> None:
+    from worker.jobs.email import SendMessage, message
+
+    rome = timezone(timedelta(hours=1))
+    job_id = _email(campaign={"schedule": datetime(2030, 1, 1, 10, 30, tzinfo=rome)})
+
+    payload = SendMessage.model_validate(job(job_id)["payload"])
+    assert message(payload, {}).dto()["XSmtpAPI"]["Schedule"] == "2030-01-01 09:30:00Z"
+
+
+def test_a_5xx_after_mailup_accepted_the_email_is_in_doubt_not_sent_twice(
+    sandbox: Sandbox, env: Env
+) -> None:
+    sandbox.force(502, operation="send_message", after_processing=True)
+    job_id = _email()
+
+    assert run_once(job_id) == "in_doubt"
+    make_due(job_id)
+    assert run_once(job_id) is None
+    assert len(sandbox.emails()) == 1

@@ -12,13 +12,13 @@ import sqlalchemy
 
 from sandbox.server import Sandbox
 from tests.conftest import Env
-from worker.jobs.clients import oauth_client
+from worker.engine.clients import oauth_client
+from worker.engine.tokens import AccessTokens, LedgerTokenStore, RedisTokenStore, TokenStore
 from worker.ledger.crypto import secret_box
 from worker.ledger.db import dispose_all
-from worker.mailup.console import ConsoleClient
+from worker.mailup.console import ConsoleClient, TrustedSender
 from worker.mailup.http import Timeouts
 from worker.settings import get_settings
-from worker.tokens import AccessTokens, LedgerTokenStore, RedisTokenStore, TokenStore
 
 
 @pytest.fixture(params=["ledger", "redis"])
@@ -68,7 +68,7 @@ def test_a_401_renews_the_token_once_and_the_call_goes_through(
 ) -> None:
     tokens = _tokens()
     console = _console(tokens)
-    assert [p["PriorityCode"] for p in console.smtp_priorities()] == [1, 2, 3, 4, 5]
+    assert [p.code for p in console.smtp_priorities()] == [1, 2, 3, 4, 5]
 
     sandbox.expire_tokens()  # MailUp forgets the token before its announced expiry
 
@@ -140,6 +140,6 @@ def test_both_error_shapes_become_clear_errors(sandbox: Sandbox, env: Env) -> No
     tokens = _tokens()
     console = _console(tokens)
     with pytest.raises(PermanentError) as missing:
-        console.disable_trusted_sender("no-such-id", "x@example.com")
+        console.disable_trusted_sender(TrustedSender("no-such-id", "x@example.com", 1, "", None))
     assert missing.value.code == "404" and missing.value.http_status == 404
     assert "disable trusted sender: HTTP 404 code 404:" in str(missing.value)

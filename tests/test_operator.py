@@ -76,7 +76,7 @@ def test_a_requeued_job_keeps_its_priority(
 ) -> None:
     from producers import audit
 
-    sandbox.force(403, "205")  # no credits: fails at once
+    sandbox.force(403, "206")  # opted out: fails at once
     job_id = send_sms(list_id=1, recipient="+393350000001", content="hi", priority=0)
     assert run_once(job_id) == "failed"
     recorder = Recorder()

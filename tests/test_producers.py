@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
-from producers import ContentTruncatedWarning, InvalidJob, manage_list_secret, send_sms
+from producers import (
+    ContentTruncatedWarning,
+    InvalidJob,
+    NotGsmWarning,
+    manage_list_secret,
+    send_sms,
+)
 from tests.conftest import Env
 from tests.helpers import job, job_count
 
@@ -69,10 +77,34 @@ def test_an_idempotency_key_reused_for_other_parameters_is_refused(env: Env) -> 
     assert job_count() == 1
 
 
-def test_content_past_670_characters_is_flagged(env: Env) -> None:
-    with pytest.warns(ContentTruncatedWarning, match="670"):
-        job_id = send_sms(**{**GOOD, "content": "x" * 700})  # type: ignore[arg-type]
+def test_a_text_past_670_characters_once_merged_is_flagged(env: Env) -> None:
+    # 660 characters as written, 690 once [Name] is filled: MailUp sends the first 670
+    content = "x" * 654 + "[Name]"
+    with pytest.warns(ContentTruncatedWarning, match="690 characters"):
+        job_id = send_sms(**{**GOOD, "content": content, "dynamic_fields": {"Name": "y" * 36}})  # type: ignore[arg-type]
     assert job(job_id)["status"] == "queued"
+
+    # and the other way round: long as written, short once merged, is not truncated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        short = "[LongFieldName]" * 50  # 750 characters as written
+        send_sms(**{**GOOD, "content": short, "dynamic_fields": {"LongFieldName": "a"}})  # type: ignore[arg-type]
+
+
+def test_content_far_past_what_mailup_sends_is_refused(env: Env) -> None:
+    with pytest.raises(InvalidJob) as raised:
+        send_sms(**{**GOOD, "content": "x" * 1001})  # type: ignore[arg-type]
+    assert raised.value.field == "content" and "1000" in str(raised.value)
+    assert job_count() == 0
+
+
+def test_characters_outside_gsm_without_unicode_are_warned_about(env: Env) -> None:
+    with pytest.warns(NotGsmWarning, match="'☺Łł'"):
+        send_sms(**{**GOOD, "content": "Ciao ☺, grazie Łukasz ł"})  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        send_sms(**{**GOOD, "content": "Ciao ☺", "is_unicode": True})  # type: ignore[arg-type]
+        send_sms(**{**GOOD, "content": "Prezzo: 5€ [offerta] {oggi} è così"})  # type: ignore[arg-type]
 
 
 def test_a_job_is_queued_even_when_the_broker_is_down(env: Env) -> None:

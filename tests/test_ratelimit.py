@@ -1,7 +1,9 @@
-"""The shared send-rate cap, in Redis and in the ledger."""
+"""Shared rates, in Redis and in the ledger: the purchased speed (a slot is taken or the job
+waits elsewhere) and MailUp's per-second API limits (the next slot is reserved)."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -9,7 +11,7 @@ import uuid
 import pytest
 import redis
 
-from worker.ratelimit import RateLimiter, RedisRateLimiter, SqlRateLimiter
+from worker.engine.ratelimit import RateLimiter, RedisRateLimiter, SqlRateLimiter
 
 
 @pytest.fixture(params=["redis", "sqlite", "postgres"])
@@ -20,32 +22,32 @@ def limiter(request: pytest.FixtureRequest) -> RateLimiter:
     return SqlRateLimiter(request.getfixturevalue(f"{request.param}_ledger"))
 
 
-def test_one_send_per_interval(limiter: RateLimiter) -> None:
+def test_one_slot_per_interval(limiter: RateLimiter) -> None:
     key = f"acct:{uuid.uuid4().hex}"
-    assert limiter.try_acquire(key, per_hour=3600) == 0.0
-    wait = limiter.try_acquire(key, per_hour=3600)
+    assert limiter.try_acquire(key, 1.0) == 0.0
+    wait = limiter.try_acquire(key, 1.0)
     assert 0.5 < wait <= 1.0  # the next slot is a second after the first
     time.sleep(wait + 0.05)
-    assert limiter.try_acquire(key, per_hour=3600) == 0.0
+    assert limiter.try_acquire(key, 1.0) == 0.0
 
 
 def test_accounts_and_channels_have_their_own_allowance(limiter: RateLimiter) -> None:
     prefix = uuid.uuid4().hex
-    assert limiter.try_acquire(f"{prefix}:a:sms", per_hour=60) == 0.0
-    assert limiter.try_acquire(f"{prefix}:b:sms", per_hour=60) == 0.0
-    assert limiter.try_acquire(f"{prefix}:a:email", per_hour=60) == 0.0
-    assert limiter.try_acquire(f"{prefix}:a:sms", per_hour=60) > 0
+    assert limiter.try_acquire(f"{prefix}:a:sms", 60) == 0.0
+    assert limiter.try_acquire(f"{prefix}:b:sms", 60) == 0.0
+    assert limiter.try_acquire(f"{prefix}:a:email", 60) == 0.0
+    assert limiter.try_acquire(f"{prefix}:a:sms", 60) > 0
 
 
 def test_the_cap_holds_across_concurrent_workers(limiter: RateLimiter) -> None:
-    # Given 4 workers hammering one key capped at 20 sends a second, for 1.5 seconds
+    # Given 4 workers hammering one key capped at 20 a second, for 1.5 seconds
     key = f"acct:{uuid.uuid4().hex}"
     granted: list[float] = []
     stop = time.monotonic() + 1.5
 
     def hammer() -> None:
         while time.monotonic() < stop:
-            if limiter.try_acquire(key, per_hour=72_000) == 0.0:
+            if limiter.try_acquire(key, 0.05) == 0.0:
                 granted.append(time.monotonic())
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
@@ -56,3 +58,30 @@ def test_the_cap_holds_across_concurrent_workers(limiter: RateLimiter) -> None:
 
     # Then no more than the rate allows went through (one slot every 50 ms, plus the first)
     assert 10 <= len(granted) <= 1.5 * 20 + 1
+
+
+def test_reserved_slots_are_spaced_and_none_is_lost(limiter: RateLimiter) -> None:
+    # Given 4 workers each reserving 10 slots of one key at 25 a second
+    key = f"acct:{uuid.uuid4().hex}"
+    slots: list[float] = []
+    lock = threading.Lock()
+
+    def reserve() -> None:
+        for _ in range(10):
+            at = time.time() + limiter.reserve(key, 0.04)
+            with lock:
+                slots.append(at)
+
+    started = time.time()
+    threads = [threading.Thread(target=reserve) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then the 40 slots follow each other 40 ms apart (a little clock slack between
+    # processes), none shared, and the last comes when the rate says: no drift, no burst
+    slots.sort()
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    assert min(gaps) > 0.03
+    assert slots[-1] - started == pytest.approx(39 * 0.04, abs=0.2)

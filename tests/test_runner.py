@@ -50,36 +50,71 @@ def test_code_301_is_recorded_as_sent_and_flagged(sandbox: Sandbox, list_secret:
 
 
 def test_a_permanent_code_is_attempted_once(sandbox: Sandbox, list_secret: str) -> None:
-    sandbox.force(403, "205")  # no credits
-    job_id = _sms()
+    job_id = _sms(recipient="+393330000666")  # opted out
 
     assert run_once(job_id) == "failed"
     make_due(job_id)
     assert run_once(job_id) is None
 
     row = job(job_id)
-    assert (row["status"], row["last_error_code"]) == ("failed", "205")
+    assert (row["status"], row["last_error_code"]) == ("failed", "206")
     assert [a["outcome"] for a in row["attempts"]] == ["permanent"]
     assert len(sandbox.journal(operation="send_sms")) == 1
 
 
-def test_a_transient_failure_backs_off_then_succeeds(sandbox: Sandbox, list_secret: str) -> None:
-    sandbox.force(500, "300")
+def test_a_server_shedding_load_is_retried_and_sent_once(
+    sandbox: Sandbox, list_secret: str
+) -> None:
+    sandbox.force(503, retry_after=1, operation="send_sms")  # before processing
     recorder = Recorder()
     job_id = _sms()
 
     assert run_once(job_id, recorder) == "retrying"
     [(published_id, _, countdown)] = recorder.published
-    assert published_id == job_id and countdown is not None and 0 <= countdown <= 1
+    assert published_id == job_id and countdown is not None and countdown >= 0.9
     make_due(job_id)
     assert run_once(job_id) == "succeeded"
 
     attempts = job(job_id)["attempts"]
-    assert [(a["outcome"], a["mailup_code"]) for a in attempts] == [
-        ("transient", "300"),
-        ("succeeded", "0"),
+    assert [(a["outcome"], a["http_status"]) for a in attempts] == [
+        ("transient", 503),
+        ("succeeded", 200),
     ]
     assert len(sandbox.deliveries()) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_5xx_after_mailup_acted_leaves_the_send_in_doubt_not_sent_twice(
+    sandbox: Sandbox, list_secret: str, status: int
+) -> None:
+    # Given MailUp sends the SMS, then answers a 5xx (the docs never say a 5xx means
+    # nothing happened)
+    sandbox.force(status, operation="send_sms", after_processing=True)
+    job_id = _sms()
+
+    # Then the job is in doubt, never tried again by itself: one SMS went out
+    assert run_once(job_id) == "in_doubt"
+    make_due(job_id)
+    assert run_once(job_id) is None
+    row = job(job_id)
+    assert [(a["outcome"], a["http_status"]) for a in row["attempts"]] == [("in_doubt", status)]
+    assert len(sandbox.deliveries()) == 1
+
+
+def test_at_least_once_delivery_retries_an_unknown_outcome_and_may_send_twice(
+    sandbox: Sandbox, list_secret: str, env: Env
+) -> None:
+    # Given a user who chose retries over doubt for SMS (MAILUP_JOBS_DELIVERY)
+    env.set(MAILUP_JOBS_DELIVERY='{"send_sms": "at_least_once"}')
+    sandbox.force(500, "300", operation="send_sms", after_processing=True)
+    job_id = _sms()
+
+    # Then the unknown outcome is retried — and the recipient gets the SMS twice, the
+    # documented price of that choice
+    assert run_once(job_id) == "retrying"
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+    assert len(sandbox.deliveries()) == 2
 
 
 def test_429_waits_at_least_retry_after(sandbox: Sandbox, list_secret: str) -> None:
@@ -127,7 +162,7 @@ def test_connection_refused_is_retried(list_secret: str, env: Env) -> None:
 
 def test_gives_up_after_max_attempts(sandbox: Sandbox, list_secret: str, env: Env) -> None:
     env.set(MAILUP_JOBS_MAX_ATTEMPTS=2)
-    sandbox.set_faults(error_rate=1.0)
+    sandbox.set_faults(rate_429=1.0, retry_after=0)
     job_id = _sms()
 
     assert run_once(job_id) == "retrying"
@@ -302,3 +337,69 @@ def test_list_secret_jobs_create_read_rotate_and_delete(sandbox: Sandbox, env: E
     assert run_once(sms) == "failed"
     assert "list-secret create --list-id 3" in job(sms)["last_error"]
     assert sandbox.deliveries() == []
+
+
+def test_an_sms_meeting_a_rotation_under_way_waits_then_sends(sandbox: Sandbox, env: Env) -> None:
+    from producers import manage_list_secret
+    from sandbox.state import list_guid
+
+    # Given a rotation queued, and caught between its DELETE and its POST on MailUp
+    sandbox.create_list_secret(1)
+    rotate = manage_list_secret("rotate", list_id=1)
+    sandbox.delete_list_secret(1, list_guid(1))
+    job_id = _sms()
+
+    # Then the SMS waits (no attempt spent, nothing sent) instead of failing...
+    assert run_once(job_id) == "queued"
+    row = job(job_id)
+    assert row["attempts"] == [] and "being changed" in row["last_error"]
+
+    # ...and once the rotation is done it goes out with the new secret
+    assert run_once(rotate) == "succeeded"
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+    assert sandbox.deliveries()[0]["list_secret_valid"] is True
+
+
+def test_an_sms_refused_103_mid_rotation_is_retried_not_failed(
+    sandbox: Sandbox, list_secret: str
+) -> None:
+    from producers import manage_list_secret
+    from sandbox.state import list_guid
+
+    # Given the worker holds the old secret, and a rotation has just deleted it on MailUp
+    warm = _sms(recipient="+393350000009")
+    assert run_once(warm) == "succeeded"  # the keys are now cached in the worker
+    rotate = manage_list_secret("rotate", list_id=1)
+    sandbox.delete_list_secret(1, list_guid(1))
+    job_id = _sms()
+
+    # Then MailUp's 103 (nothing sent) is retried shortly, and the SMS goes out after all
+    assert run_once(job_id) == "retrying"
+    assert job(job_id)["attempts"][0]["mailup_code"] == "103"
+    assert run_once(rotate) == "succeeded"
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+    assert len(sandbox.deliveries()) == 2
+
+
+def test_an_outcome_that_cannot_be_recorded_ends_in_doubt_not_running(
+    sandbox: Sandbox, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from producers import manage_list_secret
+    from worker.errors import ConfigurationError
+    from worker.jobs import list_credentials
+
+    # Given a worker that cannot write what MailUp answered (here: no key to encrypt with)
+    def no_key(*args: object, **kwargs: object) -> None:
+        raise ConfigurationError("MAILUP_JOBS_SECRET_KEY must be set")
+
+    monkeypatch.setattr(list_credentials, "save", no_key)
+    job_id = manage_list_secret("create", list_id=1)
+
+    # Then the job is in doubt, with the reason, not left running for the sweeper to guess
+    assert run_once(job_id) == "in_doubt"
+    row = job(job_id)
+    assert row["last_error_code"] == "record_failed"
+    assert "MAILUP_JOBS_SECRET_KEY" in row["last_error"]
+    assert sandbox.state.lists[1].list_secret is not None  # MailUp did create it

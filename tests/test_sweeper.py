@@ -9,8 +9,8 @@ from sqlalchemy import update
 from producers import send_sms
 from tests.conftest import Env
 from tests.helpers import Recorder, job, run_once
-from worker import sweeper
-from worker.jobs.base import JobContext
+from worker.engine import sweeper
+from worker.engine.kind import JobContext
 from worker.ledger import store
 from worker.ledger.db import transaction
 from worker.ledger.models import Job, JobStatus, utcnow

@@ -202,4 +202,62 @@ def test_blocked_user_pause_and_smtp_user_creation_with_worker_and_beat(
     job = wait_for(
         lambda: (j := show(env, create))["status"] == "succeeded" and j, 60, "user created"
     )
-    assert job["outcome"]["Username"] in {u["username"] for u in sandbox.smtp_users()}
+    assert job["outcome"]["username"] in {u["username"] for u in sandbox.smtp_users()}
+
+
+def test_sms_credits_running_out_mid_batch_pause_the_rest_until_resumed(
+    env: Env, broker: str, sandbox: Sandbox, list_secret: str, spawn: Callable[..., Process]
+) -> None:
+    from producers import send_sms
+    from tests.helpers import statuses
+
+    # Given credits for 5 SMS, 12 queued, and no probe before the operator acts
+    env.set(MAILUP_JOBS_SWEEP_INTERVAL=1, MAILUP_JOBS_PAUSE_PROBE=3600)
+    sandbox.set_account(1234, credits=5)
+    jobs = [send_sms(list_id=1, recipient=f"+3933500000{n:02d}", content="hi") for n in range(12)]
+    spawn("beat")
+    spawn("worker", "-c", "2")
+
+    # When they run out, the rest pause: none failed, and the operator sees why
+    wait_for(
+        lambda: (
+            sorted(statuses(jobs).values()).count("succeeded") == 5
+            and "running" not in statuses(jobs).values()
+        ),
+        60,
+        "5 sent, the rest waiting",
+    )
+    assert "failed" not in statuses(jobs).values()
+    status = cli(env, "accounts", "status")
+    assert "default  sms  since" in status and "NO CREDITS" in status
+
+    # Then credits bought and `accounts resume --channel sms`: all delivered, once each
+    sandbox.set_account(1234, credits=100)
+    cli(env, "accounts", "resume", "--channel", "sms")
+    wait_for(lambda: set(statuses(jobs).values()) == {"succeeded"}, 60, "all sent")
+    recipients = [d["recipient"] for d in sandbox.deliveries()]
+    assert len(recipients) == len(set(recipients)) == 12
+    assert cli(env, "accounts", "status").strip() == "no channel is paused"
+
+
+def test_a_suspended_email_account_resumes_by_itself_when_reactivated(
+    env: Env, broker: str, sandbox: Sandbox, spawn: Callable[..., Process]
+) -> None:
+    from producers import send_email
+    from tests.helpers import statuses
+
+    env.set(MAILUP_JOBS_SWEEP_INTERVAL=1, MAILUP_JOBS_PAUSE_PROBE=1)
+    sandbox.set_account(1234, status="suspended")
+    spawn("beat")
+    spawn("worker", "-c", "2")
+    emails = [
+        send_email(sender="sender@example.com", to=[f"u{n}@example.com"], subject="s", text="t")
+        for n in range(3)
+    ]
+    wait_for(lambda: "107" in cli(env, "accounts", "status"), 60, "email paused")
+    assert sandbox.emails() == []
+
+    # Reactivated: beat's ListUserInfo probe ends the pause, and all go out once
+    sandbox.set_account(1234, status="active")
+    wait_for(lambda: set(statuses(emails).values()) == {"succeeded"}, 90, "emails sent")
+    assert len(sandbox.emails()) == 3

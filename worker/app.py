@@ -47,14 +47,8 @@ def create_app(settings: Settings | None = None) -> Celery:
         # Flower reads these events.
         worker_send_task_events=True,
         task_send_sent_event=True,
-        beat_schedule_filename=str(settings.data_dir / "beat-schedule"),
-        beat_schedule={
-            "sweep": {"task": "mailup_jobs.sweep", "schedule": settings.sweep_interval},
-            "poll-trusted-senders": {
-                "task": "mailup_jobs.poll_trusted_senders",
-                "schedule": settings.trusted_sender_poll,
-            },
-        },
+        # In memory, no schedule file; its entries run inside beat (see worker.beat).
+        beat_scheduler="worker.beat:Scheduler",
     )
     return app
 

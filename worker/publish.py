@@ -1,19 +1,30 @@
-"""Handing a job id to the broker. Failure is not fatal: the ledger has the job, and the
-sweeper publishes whatever was not."""
+"""Handing a job id to the broker, and noticing when the broker lost what it was handed.
+
+Publishing may fail: the ledger has the job, and the sweeper publishes whatever was not.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import uuid
 
+import redis
 from celery import Celery
 
 from worker.app import QUEUE, create_app
-from worker.settings import get_settings
+from worker.ledger import store
+from worker.ledger.db import connection
+from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 RUN_JOB = "mailup_jobs.run_job"
+# A mark kept in the broker's Redis database, its value also kept in the ledger: when the
+# mark is gone, so is everything else that database held (flushed, or restarted without
+# persistence).
+EPOCH_KEY = "mailup-jobs:broker-epoch"
+EPOCH_META = "broker_epoch"
 
 
 @functools.cache
@@ -34,9 +45,9 @@ def declare_queue() -> None:
     exchange bindings, and kombu silently drops what is published to an unbound exchange.
     """
     app = _current_publisher()
-    with app.connection_for_write() as connection:
+    with app.connection_for_write() as connection_:
         queue = app.amqp.queues[QUEUE]
-        queue(connection.default_channel).declare()
+        queue(connection_.default_channel).declare()
 
 
 def publish(job_id: str, priority: int = 5, countdown: float | None = None) -> bool:
@@ -50,6 +61,28 @@ def publish(job_id: str, priority: int = 5, countdown: float | None = None) -> b
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
         )
     except Exception as exc:  # the broker is down: the sweeper will publish it
-        log.warning("could not publish job %s (%s); the sweeper will", job_id, type(exc).__name__)
+        log.info("could not publish job %s (%s); the sweeper will", job_id, type(exc).__name__)
         return False
     return True
+
+
+def broker_lost(settings: Settings) -> bool:
+    """Whether the broker lost its data since the last look (Redis brokers only).
+
+    The first look on a new installation sets the mark; a Redis that holds another
+    installation's mark is taken as it is.
+    """
+    if not settings.broker_is_redis:
+        return False
+    with redis.Redis.from_url(settings.broker_url) as client, connection(settings.ledger_url) as db:
+        known = store.get_meta(db, EPOCH_META)
+        seen = client.get(EPOCH_KEY)
+        if seen is None:
+            epoch = known or uuid.uuid4().hex
+            client.set(EPOCH_KEY, epoch)
+            if known is None:
+                store.set_meta(db, EPOCH_META, epoch)
+            return known is not None
+        if seen.decode() != known:
+            store.set_meta(db, EPOCH_META, seen.decode())
+    return False

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +19,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from worker.errors import ConfigurationError
 
 DEFAULT_ACCOUNT = "default"
+
+# What a job does when MailUp's answer to a call that changes something is lost: at most
+# once (in doubt, a person checks) or at least once (retried, maybe sent twice).
+Delivery = Literal["at_most_once", "at_least_once"]
 
 
 class AccountSettings(BaseModel):
@@ -32,13 +38,17 @@ class AccountSettings(BaseModel):
     # The purchased speed; 0 means no limit is enforced on our side.
     sms_per_hour: int = Field(default=0, ge=0)
     email_per_hour: int = Field(default=0, ge=0)
+    # Per job kind, overriding the kind's own delivery policy for this account.
+    delivery: dict[str, Delivery] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     # Where the embedded defaults keep their files (ledger, broker folders, secret key).
-    data_dir: Path = Field(default=Path.home() / ".mailup-jobs", alias="MAILUP_JOBS_DATA_DIR")
+    data_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".mailup-jobs", alias="MAILUP_JOBS_DATA_DIR"
+    )
     database_url: str = Field(default="", alias="MAILUP_JOBS_DATABASE_URL")
     broker_url: str = Field(default="filesystem://", alias="MAILUP_JOBS_BROKER_URL")
     # A Fernet key (urlsafe base64, 32 bytes). Empty: generated once into data_dir/secret.key.
@@ -64,10 +74,18 @@ class Settings(BaseSettings):
     smtp_secret: SecretStr = Field(default=SecretStr(""), alias="MAILUP_SMTP_SECRET")
     sms_per_hour: int = Field(default=0, ge=0, alias="MAILUP_JOBS_SMS_PER_HOUR")
     email_per_hour: int = Field(default=0, ge=0, alias="MAILUP_JOBS_EMAIL_PER_HOUR")
+    # Delivery policy per job kind for the default account, as JSON: {"send_sms": "at_least_once"}.
+    delivery: dict[str, Delivery] = Field(default_factory=dict, alias="MAILUP_JOBS_DELIVERY")
     # Further accounts, as JSON: {"eu": {"username": "m1", "password": "…", "account_id": 1}}.
     extra_accounts: dict[str, AccountSettings] = Field(
         default_factory=dict, alias="MAILUP_JOBS_ACCOUNTS"
     )
+
+    # MailUp's own API limits per account (LIMITS.md), shared by every process and host.
+    console_per_second: float = Field(default=5.0, gt=0, alias="MAILUP_JOBS_CONSOLE_PER_SECOND")
+    sms_per_second: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_SMS_PER_SECOND")
+    # How often a paused channel is tried again (a probe send, or ListUserInfo for email).
+    pause_probe: float = Field(default=60.0, gt=0, alias="MAILUP_JOBS_PAUSE_PROBE")
 
     # HTTP timeouts towards MailUp, in seconds.
     connect_timeout: float = Field(default=5.0, gt=0, alias="MAILUP_JOBS_CONNECT_TIMEOUT")
@@ -102,7 +120,11 @@ class Settings(BaseSettings):
     @field_validator("console_url", "token_url", "send_url", "sms_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return value.strip().rstrip("/")
+        url = value.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return url
 
     @property
     def ledger_url(self) -> str:
@@ -129,6 +151,7 @@ class Settings(BaseSettings):
             smtp_secret=self.smtp_secret,
             sms_per_hour=self.sms_per_hour,
             email_per_hour=self.email_per_hour,
+            delivery=self.delivery,
         )
         return {DEFAULT_ACCOUNT: default, **self.extra_accounts}
 

@@ -1,29 +1,29 @@
-"""Thin Celery tasks: load by id, run, done. All decisions live in worker.jobs."""
+"""Thin Celery tasks: load by id, run, done. All decisions live in worker.engine and the
+job kinds. The periodic ones run inside beat (see worker.beat)."""
 
 from __future__ import annotations
-
-import functools
 
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from worker import sweeper
 from worker.app import app
-from worker.jobs import runner, trusted_senders
-from worker.publish import RUN_JOB, declare_queue, publish
-from worker.ratelimit import RateLimiter, limiter_for
+from worker.engine import clients, pauses, runner, sweeper
+from worker.jobs.registry import KINDS, POLLS, requeue_if_called
+from worker.publish import RUN_JOB, broker_lost, declare_queue, publish
 from worker.settings import get_settings
-
-
-@functools.cache
-def _limiter() -> RateLimiter:
-    return limiter_for(get_settings())
 
 
 @app.task(name=RUN_JOB, bind=True, max_retries=None)
 def run_job(self: Task, job_id: str) -> str | None:
+    settings = get_settings()
     try:
-        return runner.run(job_id, settings=get_settings(), limiter=_limiter(), publish=publish)
+        return runner.run(
+            job_id,
+            settings=settings,
+            kinds=KINDS,
+            limiter=clients.limiter(settings),
+            publish=publish,
+        )
     except OperationalError as exc:
         # The ledger is unreachable (a restart drops pooled connections): try again soon
         # rather than wait for the sweeper. The claim makes the extra message harmless.
@@ -32,9 +32,22 @@ def run_job(self: Task, job_id: str) -> str | None:
 
 @app.task(name="mailup_jobs.sweep")
 def sweep() -> dict[str, int]:
-    return sweeper.sweep(get_settings(), publish, declare_queue).as_dict()
+    settings = get_settings()
+    report = sweeper.sweep(
+        settings,
+        publish,
+        declare_queue=declare_queue,
+        broker_lost=lambda: broker_lost(settings),
+        requeue_if_called=requeue_if_called(settings),
+    )
+    return report.as_dict()
 
 
-@app.task(name="mailup_jobs.poll_trusted_senders")
-def poll_trusted_senders() -> int:
-    return trusted_senders.poll(get_settings())
+@app.task(name="mailup_jobs.probe_pauses")
+def probe_pauses() -> int:
+    return pauses.probe_due(get_settings(), KINDS)
+
+
+@app.task(name="mailup_jobs.poll")
+def poll(name: str) -> int:
+    return POLLS[name].run(get_settings())

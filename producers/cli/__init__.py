@@ -7,7 +7,7 @@ import sys
 import click
 
 from producers.cli import audit, console, enqueue, system
-from worker.errors import ConfigurationError
+from producers.cli.errors import explain
 
 
 @click.group()
@@ -22,6 +22,8 @@ for command in (
     system.sandbox,
     system.generate_key,
     system.demo,
+    system.check,
+    system.flower,
     enqueue.enqueue,
     audit.jobs,
     console.accounts,
@@ -34,6 +36,9 @@ for command in (
 def main() -> None:
     try:
         cli(standalone_mode=True)
-    except ConfigurationError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
+    except Exception as exc:
+        line = explain(exc)
+        if line is None:
+            raise
+        click.echo(f"mailup-jobs: {line}", err=True)
+        sys.exit(1)

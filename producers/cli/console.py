@@ -13,20 +13,51 @@ from producers.cli.submit import common, submit
 
 @click.group()
 def accounts() -> None:
-    """An account's paused channels."""
+    """Paused channels of the accounts: list them, resume one."""
+
+
+@accounts.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def accounts_status(as_json: bool) -> None:
+    """Every paused channel: account, channel, reason, since, until."""
+    from worker.engine import pauses
+    from worker.settings import get_settings
+
+    rows = [
+        {
+            "account": p.account,
+            "channel": p.scope,
+            "reason": p.reason,
+            "condition": p.condition,
+            "since": p.since.isoformat(),
+            "until": p.until.isoformat() if p.until else None,
+            "next_probe": p.probe_at.isoformat() if p.probe_at and not p.until else None,
+        }
+        for p in pauses.listing(get_settings())
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no channel is paused")
+    for row in rows:
+        until = row["until"] or f"a probe ({row['next_probe']}) or resume"
+        click.echo(
+            f"{row['account']}  {row['channel']}  since {row['since']}  until {until}  "
+            f"{row['reason']}"
+        )
 
 
 @accounts.command("resume")
 @click.option("--account", default="default", show_default=True)
-@click.option("--channel", default="email", show_default=True, type=click.Choice(["email", "sms"]))
+@click.option("--channel", required=True, type=click.Choice(["email", "sms"]))
 def accounts_resume(account: str, channel: str) -> None:
-    """Clear a pause (e.g. after fixing a blocked SMTP+ user); waiting jobs run again."""
-    from worker.jobs import pauses
-    from worker.jobs.registry import KINDS
+    """End a pause (after buying SMS credits, unblocking an SMTP+ user…); its jobs run again."""
+    from worker.engine import pauses
+    from worker.jobs.registry import channel_kinds
     from worker.settings import get_settings
 
-    kinds = [name for name, kind in KINDS.items() if kind.channel == channel]
-    if not pauses.clear(get_settings(), account, channel, kinds):
+    if not pauses.lift(get_settings(), account, channel, channel_kinds(channel)):
         click.echo(f"{channel} of account {account} was not paused", err=True)
 
 
@@ -37,6 +68,11 @@ def trusted_senders_group() -> None:
 
 @trusted_senders_group.command("add")
 @click.argument("email")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also an address already confirmed (back to NotConfirmed) or disabled.",
+)
 @common
 def trusted_senders_add(email: str, **kwargs: Any) -> None:
     """Queue trusting EMAIL (MailUp mails it a verification link); prints the job id."""
@@ -83,7 +119,7 @@ def trusted_senders_show(email_or_id: str, account: str, refresh: bool) -> None:
     found = [
         row
         for row in list_trusted_senders(account, refresh=refresh)
-        if email_or_id in (row["email"], row["sender_id"])
+        if email_or_id.lower() == row["email"].lower() or email_or_id == row["sender_id"]
     ]
     if not found:
         click.echo(f"no trusted sender {email_or_id} (try --refresh)", err=True)
@@ -103,7 +139,7 @@ def smtp_users_priorities(account: str) -> None:
     from producers.console import smtp_priorities
 
     for item in smtp_priorities(account):
-        click.echo(f"{item['PriorityCode']}  {item['PriorityName']}")
+        click.echo(f"{item['code']}  {item['name']}")
 
 
 @smtp_users_group.command("create")

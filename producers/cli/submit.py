@@ -33,6 +33,7 @@ OPTION_FOR_FIELD = {
     "priority": "--priority",
     "account": "--account",
     "email": "EMAIL",
+    "force": "--force",
     "trusted_senders": "--trusted-sender",
     "trusted_domains": "--trusted-domain",
     "priority_code": "--priority-code",

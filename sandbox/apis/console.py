@@ -8,19 +8,31 @@ shape ``{"ErrorCode", "ErrorDescription", "ErrorName", "ErrorStack"}``. Paths ma
 case-insensitively (MailUp's pages write both ``/API/v1.1/Rest`` and ``/api/v1.1/rest``), and so
 do JSON field names.
 
+Every call counts against the token's account for MailUp's cap of 5 calls per second
+(``sandbox.limits``); a call without a valid token is not counted (it is refused anyway).
+
+Paging (``paged``): ``PageNumber`` from 0, ``PageSize`` as asked but never over the sandbox-wide
+``max_page_size`` (20, the size of every paged example in the doc; ``/_sandbox/paging``), 20 when
+missing; the envelope answers the PageSize actually used, and ``Skipped`` is PageNumber times it.
+A client must page by TotalElementsCount, not by the size it asked for.
+
 Where the doc is silent: creating an SMTP+ user names the first trusted sender that is unknown or
 not confirmed in a 400; an unknown list answers 404; re-trusting a blocked sender answers 400
 (the doc: a disabled address "cannot be trusted again"); DELETE checks that If-Match is present
-before looking the sender up; ``IsPaginated`` is always false, as in every example of the doc.
+before looking the sender up, and wants the stored EmailAddress exactly (the doc: "the
+EmailAddress related to the IdTrustedSender"), case included, only ETag-style quotes and
+surrounding whitespace stripped, whereas trusting looks an address up case-insensitively;
+``IsPaginated`` is always false, as in every example of the doc.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from sandbox import limits
 from sandbox.http import ApiFamily, Reply, Request
 from sandbox.state import (
     BLOCKED,
@@ -60,6 +72,8 @@ SMTP_PLUS = {  # connection settings every SMTP+ user answer repeats
     "SmtpPlusServer": "in.smtpok.com",
 }
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+DEFAULT_PAGE_SIZE = 20
+T = TypeVar("T")
 
 
 def error_body(code: str, description: str) -> dict[str, str]:
@@ -111,15 +125,25 @@ def _endpoint(
             req.processed = True
             return reply
 
-        CONSOLE.route(method, pattern, operation)(handler)
+        CONSOLE.route(method, pattern, operation, limit_key=_token_account)(handler)
         return func
 
     return register
 
 
-def _bearer(req: Request, state: SandboxState) -> Account:
+def _token_owner(req: Request, state: SandboxState) -> Account | None:
+    """The account of the request's unexpired Bearer token."""
     scheme, _, token = req.headers.get("Authorization", "").partition(" ")
-    account = state.account_of_token(token.strip()) if scheme.lower() == "bearer" else None
+    return state.account_of_token(token.strip()) if scheme.lower() == "bearer" else None
+
+
+def _token_account(req: Request, state: SandboxState) -> tuple[int, str] | None:
+    account = _token_owner(req, state)
+    return None if account is None else (account.id, limits.CONSOLE)
+
+
+def _bearer(req: Request, state: SandboxState) -> Account:
+    account = _token_owner(req, state)
     req.details["token_valid"] = account is not None  # never the token itself
     if account is None:
         raise ConsoleError(401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="MailUp"'})
@@ -292,6 +316,36 @@ def _page_param(req: Request, name: str, default: int, minimum: int) -> int:
     return int(raw)
 
 
+def paged(
+    req: Request, state: SandboxState, items: Sequence[T], view: Callable[[T], dict[str, Any]]
+) -> Reply:
+    """One page of ``items`` in the Console envelope. MailUp chooses the size: the one asked
+    for, capped at ``state.max_page_size``; the envelope tells the client which it got."""
+    page = _page_param(req, "PageNumber", 0, 0)
+    size = min(_page_param(req, "PageSize", DEFAULT_PAGE_SIZE, 1), state.max_page_size)
+    skipped = page * size
+    req.details.update(page_number=page, page_size=size)
+    return Reply(
+        200,
+        {
+            "IsPaginated": False,
+            "Items": [view(item) for item in items[skipped : skipped + size]],
+            "PageNumber": page,
+            "PageSize": size,
+            "Skipped": skipped,
+            "TotalElementsCount": len(items),
+        },
+    )
+
+
+def _if_match(value: str) -> str:
+    """The If-Match value as sent, minus surrounding whitespace and ETag-style quotes."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].strip()
+    return value
+
+
 @_endpoint("POST", r"/Console/TrustedSenders", "trusted_sender_create")
 def trust_sender(req: Request, state: SandboxState, account: Account) -> Reply:
     email = str(_fields(req).get("email") or "").strip()
@@ -308,21 +362,8 @@ def trust_sender(req: Request, state: SandboxState, account: Account) -> Reply:
 
 @_endpoint("GET", r"/Console/TrustedSenders", "trusted_senders_list")
 def list_senders(req: Request, state: SandboxState, account: Account) -> Reply:
-    page = _page_param(req, "PageNumber", 0, 0)
-    size = _page_param(req, "PageSize", 20, 1)
     senders = [s for s in state.trusted_senders.values() if s.account_id == account.id]
-    skipped = page * size
-    return Reply(
-        200,
-        {
-            "IsPaginated": False,
-            "Items": [sender_view(s) for s in senders[skipped : skipped + size]],
-            "PageNumber": page,
-            "PageSize": size,
-            "Skipped": skipped,
-            "TotalElementsCount": len(senders),
-        },
-    )
+    return paged(req, state, senders, sender_view)
 
 
 @_endpoint("GET", r"/Console/TrustedSenders/(?P<sender_id>[^/]+)", "trusted_sender_get")
@@ -336,7 +377,7 @@ def block_sender(req: Request, state: SandboxState, account: Account) -> Reply:
     if if_match is None or not if_match.strip():
         raise ConsoleError(403, "Missing If-Match header.")
     sender = _sender(req, state, account)
-    if if_match.strip().strip('"').lower() != sender.email.lower():  # ETag-style quotes allowed
+    if _if_match(if_match) != sender.email:  # the EmailAddress itself, case included
         raise ConsoleError(412, "Invalid [EmailAddress] from If-Match header field.")
     sender.status_code, sender.updated = BLOCKED, utcnow()
     return Reply(200, sender_view(sender))

@@ -10,6 +10,10 @@ Where the doc is silent or loose: bad Basic credentials answer HTTP 401 + WWW-Au
 code 250 (the doc's table files 250 under 403); texts over 670 chars are truncated, never 107; an
 unknown TemplateId answers 101 before the credit check (the cost depends on the template's text);
 a 301 answer has ``State: "DONE"``, since the SMS went out.
+
+MailUp's caps (``sandbox.limits``): sends count against the account in the URL (30 calls/s);
+ListSecret calls against the Basic-auth user's account, or the list's when the user is unknown
+(5 calls/s, shared with the Console API), whatever the password: a refused login still arrives.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.http import ApiFamily, Reply, Request
+from sandbox import limits
+from sandbox.http import ApiFamily, LimitKey, Reply, Request
 from sandbox.state import Account, MailingList, SandboxState
 
 DESCRIPTIONS = {  # the doc's error table; [recipient] / [idList] are filled in when known
@@ -78,9 +83,10 @@ SmsHandler = Callable[[Request, SandboxState], Reply]
 
 
 def _endpoint(
-    method: str, pattern: str, operation: str, *, allows_301: bool = False
+    method: str, pattern: str, operation: str, limit_key: LimitKey, *, allows_301: bool = False
 ) -> Callable[[SmsHandler], SmsHandler]:
-    """Register a handler that runs under the state lock; reaching its return means processed."""
+    """Register a handler that runs under the state lock; reaching its return means processed.
+    ``limit_key`` names the account the call counts against (MailUp's per-account caps)."""
 
     def register(func: SmsHandler) -> SmsHandler:
         def handler(req: Request) -> Reply:
@@ -94,7 +100,7 @@ def _endpoint(
             req.processed = True
             return reply
 
-        SMS.route(method, pattern, operation, allows_301=allows_301)(handler)
+        SMS.route(method, pattern, operation, allows_301=allows_301, limit_key=limit_key)(handler)
         return func
 
     return register
@@ -127,6 +133,15 @@ def _check_guid(given: str, mlist: MailingList) -> None:
 # --- ListSecret management -----------------------------------------------------------------
 
 
+def _console_account(req: Request, state: SandboxState) -> tuple[int, str] | None:
+    """The Basic-auth user's account, else the list's: a ListSecret call is a REST method."""
+    credentials = req.basic_credentials()
+    account = state.account_by_username(credentials[0]) if credentials else None
+    mlist = state.lists.get(int(req.params["list_id"]))
+    account_id = account.id if account else mlist.account_id if mlist else None
+    return None if account_id is None else (account_id, limits.CONSOLE)
+
+
 def _authorized_list(req: Request, state: SandboxState) -> MailingList:
     account = _basic_auth(req, state)
     mlist = state.lists.get(int(req.params["list_id"]))
@@ -146,13 +161,13 @@ def _basic_auth(req: Request, state: SandboxState) -> Account:
     return account
 
 
-@_endpoint("GET", r"/lists/(?P<list_id>\d+)/listsecret", "listsecret_get")
+@_endpoint("GET", r"/lists/(?P<list_id>\d+)/listsecret", "listsecret_get", _console_account)
 def get_list_secret(req: Request, state: SandboxState) -> Reply:
     mlist = _authorized_list(req, state)
     return Reply(200, envelope({"ListSecret": mlist.list_secret}))
 
 
-@_endpoint("POST", r"/lists/(?P<list_id>\d+)/listsecret", "listsecret_create")
+@_endpoint("POST", r"/lists/(?P<list_id>\d+)/listsecret", "listsecret_create", _console_account)
 def create_list_secret(req: Request, state: SandboxState) -> Reply:
     mlist = _authorized_list(req, state)
     _check_guid(_text(_fields(req).get("listguid")), mlist)
@@ -162,7 +177,7 @@ def create_list_secret(req: Request, state: SandboxState) -> Reply:
     return Reply(200, envelope({"ListSecret": mlist.list_secret}))
 
 
-@_endpoint("DELETE", r"/lists/(?P<list_id>\d+)/listsecret", "listsecret_delete")
+@_endpoint("DELETE", r"/lists/(?P<list_id>\d+)/listsecret", "listsecret_delete", _console_account)
 def delete_list_secret(req: Request, state: SandboxState) -> Reply:
     mlist = _authorized_list(req, state)
     _check_guid(req.query.get("listguid", "").strip(), mlist)
@@ -208,7 +223,14 @@ def _recipient(raw: str) -> str:
     return normalized
 
 
-@_endpoint("POST", r"/sms/(?P<account_id>\d+)/(?P<list_id>\d+)", "send_sms", allows_301=True)
+def _sms_account(req: Request, state: SandboxState) -> tuple[int, str]:
+    """The account in the URL: sends count against its 30 calls per second."""
+    return int(req.params["account_id"]), limits.SMS
+
+
+@_endpoint(
+    "POST", r"/sms/(?P<account_id>\d+)/(?P<list_id>\d+)", "send_sms", _sms_account, allows_301=True
+)
 def send_sms(req: Request, state: SandboxState) -> Reply:
     body = _fields(req)
     list_id, details = int(req.params["list_id"]), req.details

@@ -8,13 +8,19 @@ No auth header: the SMTP+ user's credentials travel in the body as ``"User": {"U
 to bytes, for ``/_sandbox/emails``. JSON field names match case-insensitively.
 
 Where the doc is silent or loose: the checks run 101 (no JSON object), 102 (unknown user or wrong
-secret), 112, 103, 104, 105, then 109, 110, 111. ListUserInfo still answers a disabled or blocked
-caller (the doc sends blocked users there to learn why): only 102 and 112 stop it, and an unknown
-or foreign Username answers code 1. A malformed DTO (wrong types, a Body that is not base64 or a
-byte array) answers code 1. The doc's examples word 111 and 112 unlike its table: the table wins.
-Codes 106-108 (account missing, suspended, deleted) never occur: the sandbox's account is active.
-Merge tags apply to SendMessage too (the doc's own example uses them); a ``[tag]`` is replaced
-only when written in lowercase in the content, its DynamicFields name matched case-insensitively.
+secret), 112, then the SMTP+ user's account: 106 (not in the sandbox), 107 (suspended), 108
+(deleted), then 103, 104, 105, then 109, 110, 111. ListUserInfo still answers a disabled or
+blocked caller (the doc sends blocked users there to learn why): only 102, 112 and 106-108 stop
+it (the doc says nothing of a closed account there; answering one would be kinder than a closed
+account gets), and an unknown or foreign Username answers code 1. A malformed DTO (wrong types, a
+Body that is not base64 or a byte array) answers code 1. The doc's examples word 111 and 112
+unlike its table: the table wins. Merge tags apply to SendMessage too (the doc's own example uses
+them); a ``[tag]`` is replaced only when written in lowercase in the content, its DynamicFields
+name matched case-insensitively.
+
+MailUp's caps (``sandbox.limits``): ListUserInfo counts against the account of the SMTP+ user
+named in ``User`` (5 calls/s, shared with the Console API), whatever the secret; SendMessage and
+SendTemplate are limited by the speed bought, not per second, so they are not counted.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.http import ApiFamily, Reply, Request
+from sandbox import limits
+from sandbox.http import ApiFamily, LimitKey, Reply, Request
 from sandbox.state import MessagePart, SandboxState, SentEmail, SmtpUser, utcnow
 
 DESCRIPTIONS = {  # the doc's error table
@@ -72,11 +79,11 @@ SendHandler = Callable[[Request, SandboxState, dict[str, Any], SmtpUser], Reply]
 
 
 def _endpoint(
-    pattern: str, operation: str, *, check_blocks: bool = True
+    pattern: str, operation: str, *, check_blocks: bool = True, limit_key: LimitKey | None = None
 ) -> Callable[[SendHandler], SendHandler]:
     """Register a POST handler that gets the parsed body and the authenticated SMTP+ user, and
     runs under the state lock; reaching its return means processed. ``check_blocks``: refuse
-    disabled and blocked users (103-105)."""
+    disabled and blocked users (103-105); ``limit_key``: the call counts against a cap."""
 
     def register(func: SendHandler) -> SendHandler:
         def handler(req: Request) -> Reply:
@@ -91,7 +98,7 @@ def _endpoint(
             req.processed = True
             return reply
 
-        TRANSACTIONAL.route("POST", pattern, operation)(handler)
+        TRANSACTIONAL.route("POST", pattern, operation, limit_key=limit_key)(handler)
         return func
 
     return register
@@ -191,6 +198,7 @@ def _authenticate(
         raise SendError("102")
     if user.deleted:
         raise SendError("112")
+    _check_account(state, user)
     if check_blocks:
         if not user.is_enabled:
             raise SendError("103")
@@ -200,6 +208,27 @@ def _authenticate(
             until = f"{user.block_until:%Y-%m-%dT%H:%M:%S}"
             raise SendError("105", f"BlockUntil: {until}")
     return user
+
+
+def _check_account(state: SandboxState, user: SmtpUser) -> None:
+    """106-108: the SMTP+ user's MailUp account must exist and be active."""
+    account = state.accounts.get(user.account_id)
+    if account is None:
+        raise SendError("106")
+    if account.status == "suspended":
+        raise SendError("107")
+    if account.status == "deleted":
+        raise SendError("108")
+
+
+def _caller_account(req: Request, state: SandboxState) -> tuple[int, str] | None:
+    """The account of the SMTP+ user named in the body, for the caps; None when unparseable."""
+    try:
+        credentials = _obj(_fields(req).get("user"))
+    except SendError:
+        return None
+    user = state.smtp_users.get(_text(credentials.get("username")))
+    return None if user is None else (user.account_id, limits.CONSOLE)
 
 
 # --- sending -------------------------------------------------------------------------------------
@@ -310,7 +339,7 @@ def _user_info(user: SmtpUser) -> dict[str, Any]:
     }
 
 
-@_endpoint("/users/listuserinfo", "list_user_info", check_blocks=False)
+@_endpoint("/users/listuserinfo", "list_user_info", check_blocks=False, limit_key=_caller_account)
 def list_user_info(
     req: Request, state: SandboxState, body: dict[str, Any], caller: SmtpUser
 ) -> Reply:

@@ -115,6 +115,7 @@ def test_list_details_carry_the_list_guid(sb: Sandbox, console) -> None:
 
 
 def test_trusted_sender_lifecycle(sb: Sandbox, console, ctl) -> None:
+    sb.set_limits(console_per_second=0)  # a dozen Console calls in a burst: over MailUp's 5/s
     record = trust(console, "owner@shop.example")
     assert set(record) == SENDER_KEYS
     assert (record["EmailAddress"], record["StatusCode"]) == ("owner@shop.example", 0)
@@ -183,7 +184,7 @@ def test_trusting_garbage_is_400(sb: Sandbox, console, body) -> None:
 
 def test_trusted_senders_paging(sb: Sandbox, console) -> None:
     for n in range(4):
-        trust(console, f"sender{n}@example.org")
+        sb.add_trusted_sender(f"sender{n}@example.org")
     everything = console("GET", "Console/TrustedSenders").json()
     assert {k: v for k, v in everything.items() if k != "Items"} == {
         "IsPaginated": False,
@@ -205,8 +206,96 @@ def test_trusted_senders_paging(sb: Sandbox, console) -> None:
     assert [i["EmailAddress"] for i in last.json()["Items"]] == emails[4:]
     beyond = console("GET", "Console/TrustedSenders", params={"PageNumber": 9, "PageSize": 2})
     assert beyond.json()["Items"] == [] and beyond.json()["TotalElementsCount"] == 5
-    for bad in ({"PageSize": 0}, {"PageNumber": -1}, {"PageSize": "many"}):
-        console_error(console("GET", "Console/TrustedSenders", params=bad), 400)
+
+
+@pytest.mark.parametrize("params", [{"PageSize": 0}, {"PageNumber": -1}, {"PageSize": "many"}])
+def test_trusted_senders_bad_paging_is_400(sb: Sandbox, console, params) -> None:
+    console_error(console("GET", "Console/TrustedSenders", params=params), 400)
+
+
+def test_mailup_caps_the_page_size(sb: Sandbox, console, ctl) -> None:
+    for n in range(25):
+        sb.add_trusted_sender(f"sender{n:02d}@example.org")
+    emails = ["sender@example.com"] + [f"sender{n:02d}@example.org" for n in range(25)]
+
+    def page(**params: int) -> dict:
+        r = console("GET", "Console/TrustedSenders", params=params)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def envelope(body: dict) -> tuple:
+        return body["PageNumber"], body["PageSize"], body["Skipped"], body["TotalElementsCount"]
+
+    first = page(PageSize=100)  # asked for 100, got MailUp's 20
+    assert envelope(first) == (0, 20, 0, 26)
+    assert [i["EmailAddress"] for i in first["Items"]] == emails[:20]
+    second = page(PageNumber=1, PageSize=100)  # Skipped counts pages of the size used
+    assert envelope(second) == (1, 20, 20, 26)
+    assert [i["EmailAddress"] for i in second["Items"]] == emails[20:]
+    assert envelope(page()) == (0, 20, 0, 26)  # no PageSize: 20
+
+    assert ctl("POST", "paging", json={"max_page_size": 5}) == {"max_page_size": 5}
+    assert envelope(page()) == (0, 5, 0, 26)
+    small = page(PageNumber=2, PageSize=3)  # under the cap: as asked
+    assert envelope(small) == (2, 3, 6, 26)
+    assert [i["EmailAddress"] for i in small["Items"]] == emails[6:9]
+
+    for bad in ({"max_page_size": 0}, {"max_page_size": "5"}, {"max_page_size": True}, {}):
+        assert requests.post(f"{sb.control_url}/paging", json=bad, timeout=5).status_code == 400
+    sb.set_max_page_size(7)
+    assert ctl("GET", "paging") == {"max_page_size": 7}
+    ctl("POST", "reset")
+    assert ctl("GET", "paging") == {"max_page_size": 20}
+
+
+def test_disabling_needs_the_exact_email_address(sb: Sandbox, console) -> None:
+    sender = sb.add_trusted_sender("Owner@Shop.example", status_code=1)
+    url = f"Console/TrustedSenders/{sender['id']}"
+    for wrong in ("owner@shop.example", "OWNER@SHOP.EXAMPLE", "Owner@Shop.example.", '"Owner"'):
+        r = console("DELETE", url, headers={"If-Match": wrong})
+        assert (r.status_code, r.json()) == (
+            412,
+            {
+                "ErrorCode": "412",
+                "ErrorDescription": "Invalid [EmailAddress] from If-Match header field.",
+                "ErrorName": "PreconditionFailed",
+                "ErrorStack": "",
+            },
+        )
+    r = console("DELETE", url, headers={"If-Match": '"Owner@Shop.example"'})  # ETag-style
+    assert (r.status_code, r.json()["StatusCode"]) == (200, 2)
+
+
+def test_trusting_again_in_another_case_resets_the_same_sender(sb: Sandbox, console) -> None:
+    sender = sb.add_trusted_sender("owner@shop.example", status_code=1)
+    again = trust(console, "OWNER@Shop.Example")  # the lookup ignores case
+    assert (again["IdTrustedSender"], again["StatusCode"]) == (sender["id"], 0)
+    assert again["EmailAddress"] == "owner@shop.example"  # the stored address is kept
+    assert again["AuthorizationDate"] == ""
+
+
+def test_add_trusted_sender(sb: Sandbox, console, ctl) -> None:
+    fresh = sb.add_trusted_sender("new@shop.example")
+    assert (fresh["email"], fresh["status_code"], fresh["authorized"]) == (
+        "new@shop.example",
+        0,
+        None,
+    )
+    confirmed = ctl("POST", "trusted-senders", json={"email": "ok@shop.example", "status_code": 1})
+    assert confirmed["status_code"] == 1 and confirmed["authorized"] is not None
+    blocked = sb.add_trusted_sender("no@shop.example", status_code=2)
+    assert sb.add_trusted_sender("NEW@shop.example", status_code=2) == fresh  # already there
+    details = console("GET", f"Console/TrustedSenders/{blocked['id']}").json()
+    assert (details["EmailAddress"], details["StatusCode"]) == ("no@shop.example", 2)
+    assert set(details) == SENDER_KEYS
+    for bad in (3, True, "1"):
+        with pytest.raises(ValueError):
+            sb.add_trusted_sender("x@shop.example", status_code=bad)
+    with pytest.raises(KeyError):
+        sb.add_trusted_sender("x@shop.example", account_id=999)
+    r = requests.post(f"{sb.control_url}/trusted-senders", json={"status_code": 1}, timeout=5)
+    assert r.status_code == 400
+    assert len(sb.trusted_senders()) == 4  # the seeded one and three added
 
 
 # --- SMTP+ users ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from sandbox import Sandbox
-from tests.sandbox.conftest import AUTH
+from tests.sandbox.conftest import AUTH, SMTP_USER
 
 
 def test_429_has_retry_after(sb: Sandbox, send, ctl) -> None:
@@ -23,8 +23,10 @@ def test_429_has_retry_after(sb: Sandbox, send, ctl) -> None:
     assert faults == ["429", None]
 
 
-def test_error_rate_gives_500_code_300_or_empty_503(sb: Sandbox, send, ctl) -> None:
-    ctl("POST", "faults", json={"error_rate": 1.0})
+def test_error_rate_gives_500_code_300_or_empty_503_with_retry_after(
+    sb: Sandbox, send, ctl
+) -> None:
+    ctl("POST", "faults", json={"error_rate": 1.0, "retry_after": 7})
     seen = set()
     for _ in range(20):
         r = send()
@@ -35,8 +37,10 @@ def test_error_rate_gives_500_code_300_or_empty_503(sb: Sandbox, send, ctl) -> N
                 "Description": "Operation failed: a generic error occur",
                 "State": "ERROR",
             }
+            assert "Retry-After" not in r.headers
         else:
             assert (r.status_code, r.content) == (503, b"")
+            assert r.headers["Retry-After"] == "7"  # a load balancer shedding load
         seen.add(r.status_code)
     assert seen == {500, 503}
     assert ctl("GET", "deliveries")["deliveries"] == []
@@ -108,6 +112,70 @@ def test_301_delivers_and_charges_with_delivery_id_zero(sb: Sandbox, send, ctl) 
     assert ctl("GET", "journal")["entries"][-1]["fault"] is None
 
 
+def test_error_after_processes_then_answers_500_502_or_504(sb: Sandbox, send, ctl) -> None:
+    ctl("POST", "faults", json={"error_after_rate": 1.0})
+    answers = [send(Recipient=f"+3933500000{n:02d}") for n in range(20)]
+    assert {r.status_code for r in answers} == {500, 502, 504}
+    for r in answers:
+        if r.status_code == 500:
+            assert r.json() == {
+                "Data": None,
+                "Code": "300",
+                "Description": "Operation failed: a generic error occur",
+                "State": "ERROR",
+            }
+        else:
+            assert r.content == b""  # a gateway's answer: no MailUp body
+    delivered = ctl("GET", "deliveries")["deliveries"]  # every one went out and was charged
+    assert [d["recipient"] for d in delivered] == [f"+3933500000{n:02d}" for n in range(20)]
+    assert [d["http_status"] for d in delivered] == [r.status_code for r in answers]
+    assert {(d["fault"], d["processed"]) for d in delivered} == {("error_after", True)}
+    assert ctl("GET", "state/accounts")["accounts"][0]["credits"] == 1_000_000 - 20
+    r = send(Recipient="bad!")  # failed validation: still a 5xx, but nothing was done
+    assert r.status_code in (500, 502, 504)
+    entry = ctl("GET", "journal")["entries"][-1]
+    assert (entry["fault"], entry["processed"]) == ("error_after", False)
+    assert len(ctl("GET", "deliveries")["deliveries"]) == 20
+
+
+def test_error_after_applies_console_and_email_changes(sb: Sandbox, console, ctl) -> None:
+    sb.set_faults(error_after_rate=1.0)
+    r = console("POST", "Console/TrustedSenders", json={"Email": "late@shop.example"})
+    assert r.status_code in (500, 502, 504)
+    assert "late@shop.example" in [s["email"] for s in sb.trusted_senders()]
+    body = {
+        "User": SMTP_USER,
+        "Subject": "hi",
+        "Html": {"Body": "<p>hi</p>"},
+        "From": {"Email": "sender@example.com"},
+        "To": [{"Email": "rcpt@example.org"}],
+    }
+    r = requests.post(f"{sb.send_url}/messages/sendmessage", json=body, timeout=5)
+    assert r.status_code in (500, 502, 504)
+    assert len(sb.emails()) == 1
+    entries = [e for e in ctl("GET", "journal")["entries"] if e["api"] != "oauth"]
+    assert [(e["fault"], e["processed"]) for e in entries] == [("error_after", True)] * 2
+
+
+def test_forced_answer_after_processing(sb: Sandbox, send, ctl) -> None:
+    ctl("POST", "force", json={"http_status": 503, "after_processing": True})
+    r = send()
+    assert (r.status_code, r.content) == (503, b"")
+    (delivery,) = ctl("GET", "deliveries")["deliveries"]
+    assert (delivery["fault"], delivery["processed"], delivery["http_status"]) == (
+        "forced",
+        True,
+        503,
+    )
+    sb.force(500, "300", after_processing=True, operation="send_sms")
+    r = send(Recipient="bad!")  # the handler refused it: the forced answer still replaces 106
+    assert (r.status_code, r.json()["Code"]) == (500, "300")
+    entry = ctl("GET", "journal")["entries"][-1]
+    assert (entry["fault"], entry["processed"], entry["code"]) == ("forced", False, "300")
+    assert len(ctl("GET", "deliveries")["deliveries"]) == 1
+    assert ctl("GET", "state/accounts")["accounts"][0]["credits"] == 1_000_000 - 1
+
+
 def test_forced_answers_are_one_shot_and_match_operation(sb: Sandbox, send, ctl) -> None:
     ctl("POST", "force", json={"http_status": 403, "code": "205"})
     assert ctl("POST", "force", json={"http_status": 503, "operation": "listsecret_get"}) == {
@@ -140,7 +208,13 @@ def test_faults_never_touch_control_routes(sb: Sandbox, ctl) -> None:
 
 
 def test_invalid_fault_settings_rejected(sb: Sandbox) -> None:
-    for bad in ({"nope": 1}, {"error_rate": 2}, {"error_rate": 0.6, "rate_429": 0.6}, [1]):
+    for bad in (
+        {"nope": 1},
+        {"error_rate": 2},
+        {"error_rate": 0.6, "rate_429": 0.6},
+        {"drop_after_rate": 0.5, "error_after_rate": 0.6},
+        [1],
+    ):
         assert requests.post(f"{sb.url}/_sandbox/faults", json=bad).status_code == 400
     assert requests.post(f"{sb.url}/_sandbox/force", json={"code": "205"}).status_code == 400
 
@@ -160,7 +234,10 @@ def test_reset_clears_state_journal_and_faults(sb: Sandbox, send, ctl) -> None:
 
 def fault_sequence(seed: int) -> list[int | str]:
     with Sandbox(seed=seed) as box:
-        requests.post(f"{box.url}/_sandbox/faults", json={"error_rate": 0.3, "rate_429": 0.3})
+        # 30 ListSecret calls in a burst: over MailUp's 5 calls/s, whose 429s hang on timing.
+        box.set_limits(console_per_second=0)
+        faults = {"error_rate": 0.3, "rate_429": 0.2, "error_after_rate": 0.2}
+        requests.post(f"{box.url}/_sandbox/faults", json=faults)
         url = f"{box.sms_url}/lists/1/listsecret"
         return [requests.get(url, auth=AUTH).status_code for _ in range(30)]
 
@@ -168,5 +245,5 @@ def fault_sequence(seed: int) -> list[int | str]:
 def test_same_seed_same_faults() -> None:
     first = fault_sequence(1)
     assert first == fault_sequence(1)
-    assert set(first) == {200, 429, 500, 503}
+    assert set(first) == {200, 429, 500, 502, 503, 504}
     assert first != fault_sequence(2)

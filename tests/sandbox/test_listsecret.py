@@ -20,6 +20,7 @@ def create(url: str) -> str:
 
 
 def test_lifecycle(sb: Sandbox) -> None:
+    sb.set_limits(console_per_second=0)  # 8 ListSecret calls in a burst: over MailUp's 5/s
     url = secret_url(sb)
     assert requests.get(url, auth=AUTH).json() == {
         "Data": {"ListSecret": None},

@@ -20,6 +20,9 @@ MESSAGES = {  # the doc's error table
     "102": "The operation is not authorized.",
     "103": "The user is not enabled.",
     "104": "The user is blocked.",
+    "106": "The MailUp account cannot be found.",
+    "107": "The MailUp account has been suspended.",
+    "108": "The MailUp account has been deleted.",
     "109": "At leastone recipient is required.",
     "110": "The sender is required.",
     "111": "The template cannot found.",
@@ -248,6 +251,66 @@ def test_user_states_can_be_lifted(sb: Sandbox, ctl) -> None:
     assert post(sb, "messages/sendmessage", message()).json() == OK
 
 
+ROUTES = {
+    "messages/sendmessage": message(),
+    "messages/sendtemplate": template(),
+    "users/listuserinfo": {"User": SMTP_USER},
+}
+
+
+@pytest.mark.parametrize(("status", "code"), [("suspended", "107"), ("deleted", "108")])
+def test_closed_account_refuses_sends_and_user_info(sb: Sandbox, ctl, status, code) -> None:
+    account = ctl("POST", "accounts/1234", json={"status": status})
+    assert (account["id"], account["status"]) == (1234, status) and "password" not in account
+    for route, body in ROUTES.items():
+        assert_error(post(sb, route, body), code)
+    sb.set_smtp_user("s1234_1", is_enabled=False, admin_block=True)  # 103/104 come after
+    assert_error(post(sb, "messages/sendmessage", message()), code)
+    wrong = message(User={"Username": "s1234_1", "Secret": "wrong"})  # 102 comes before
+    assert_error(post(sb, "messages/sendmessage", wrong), "102")
+    sb.set_smtp_user("s1234_1", deleted=True)  # and so does 112
+    assert_error(post(sb, "messages/sendmessage", message()), "112")
+    assert sb.emails() == []
+    entries = ctl("GET", "journal")["entries"]
+    assert [e["processed"] for e in entries] == [False] * 6
+
+
+def test_reopened_account_sends_again(sb: Sandbox) -> None:
+    assert sb.set_account(1234, status="suspended")["status"] == "suspended"
+    assert_error(post(sb, "messages/sendmessage", message()), "107")
+    sb.set_account(1234, status="active")
+    assert post(sb, "messages/sendmessage", message()).json() == OK
+    assert [a["status"] for a in sb.accounts()] == ["active"]
+    sb.set_account(1234, status="deleted")
+    sb.reset()
+    assert sb.accounts()[0]["status"] == "active"
+
+
+def test_smtp_user_of_an_unknown_account_is_106(sb: Sandbox) -> None:
+    with sb.state.lock:  # an SMTP+ user whose account MailUp no longer knows
+        sb.state.smtp_users["s1234_1"].account_id = 4321
+    for route, body in ROUTES.items():
+        assert_error(post(sb, route, body), "106")
+    assert sb.emails() == []
+
+
+def test_control_account_validation(sb: Sandbox, ctl) -> None:
+    url = f"{sb.control_url}/accounts"
+    assert requests.post(f"{url}/999", json={"status": "active"}, timeout=5).status_code == 404
+    for bad in ({"status": "closed"}, {"status": None}, {"credits": "lots"}, {"banned": True}):
+        assert requests.post(f"{url}/1234", json=bad, timeout=5).status_code == 400
+    both = ctl("POST", "accounts/1234", json={"status": "suspended", "credits": 12})
+    assert (both["status"], both["credits"]) == ("suspended", 12.0)
+    assert ctl("POST", "accounts/1234/credits", json={"credits": 3}) == {"id": 1234, "credits": 3.0}
+    assert ctl("GET", "state/accounts")["accounts"] == [
+        {"id": 1234, "username": "m1234", "credits": 3.0, "status": "suspended"}
+    ]
+    with pytest.raises(ValueError):
+        sb.set_account(1234, status="frozen")
+    with pytest.raises(KeyError):
+        sb.set_account(999, credits=1)
+
+
 def test_control_smtp_user_validation(sb: Sandbox) -> None:
     url = f"{sb.control_url}/smtp-users"
     assert requests.post(f"{url}/s1234_77", json={"deleted": True}).status_code == 404
@@ -288,6 +351,7 @@ def test_list_user_info(sb: Sandbox, console) -> None:
 
 
 def test_list_user_info_explains_blocks_and_deletions(sb: Sandbox, console, ctl) -> None:
+    sb.set_limits(console_per_second=0)  # 6 ListUserInfo and Console calls: over MailUp's 5/s
     ctl(
         "POST",
         "smtp-users/s1234_1",

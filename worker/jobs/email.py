@@ -1,30 +1,64 @@
 """Job kinds ``send_message`` and ``send_template``: one transactional email (SendMessage or
 SendTemplate) to its To / Cc / Bcc recipients.
 
-Attachment and embedded-image bytes are stored beside the job (``job_parts``); the payload
-holds only their names and sizes. The SMTP+ user comes from the account's settings.
+Attachment and embedded-image bytes are staged beside the job (``job_parts``) with its
+recipients (``email_recipients``); the payload holds only their names, sizes and hashes.
+The SMTP+ user comes from the account's settings or, after a password reset done here,
+from the ledger. The ``email`` channel pauses when MailUp says the account or its SMTP+
+user cannot send; beat asks ListUserInfo when it may send again.
 """
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
+import hashlib
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
-from pydantic import EmailStr, Field, PositiveInt, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    EmailStr,
+    Field,
+    PositiveInt,
+    StringConstraints,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from worker.jobs import pauses
-from worker.jobs.base import FieldError, JobContext, JobKind, Payload, Result
-from worker.jobs.clients import transactional_client
+from worker.engine.clients import with_smtp_user
+from worker.engine.kind import (
+    Channel,
+    FieldError,
+    JobContext,
+    JobKind,
+    Payload,
+    ProbeVerdict,
+    Result,
+)
+from worker.jobs import smtp_status
 from worker.ledger.db import connection
-from worker.ledger.models import EmailRecipient, Job, JobPart
-from worker.mailup.errors import SMTP_USER_CANNOT_SEND, PermanentError
+from worker.ledger.models import EmailRecipient, Job, JobPart, utcnow
+from worker.mailup import transactional as mailup
+from worker.mailup.errors import Condition, MailUpError
+from worker.mailup.transactional import TransactionalClient, UserInfo
+from worker.settings import Settings
 
-MAX_PARTS = 5  # attachments, and embedded images, per message
 MAX_TOTAL_BYTES = 10 * 2**20
+# A BlockUntil already past (MailUp's clock behind ours) means "very soon", and a second
+# past MailUp's date absorbs the clocks' difference.
+BRIEF = timedelta(seconds=30)
+CLOCK_GRACE = timedelta(seconds=1)
 
+
+def _one_line(value: str) -> str:
+    # A CR or LF would end the header it goes into and start another (header injection).
+    if "\r" in value or "\n" in value:
+        raise ValueError("must not contain a line break (CR or LF)")
+    return value
+
+
+HeaderText = Annotated[str, AfterValidator(_one_line)]
 Filename = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")
 ]
@@ -32,19 +66,25 @@ Filename = Annotated[
 
 class Address(Payload):
     email: EmailStr
-    name: str | None = Field(default=None, max_length=200)
-
-    def dto(self) -> dict[str, str]:
-        return {"Name": self.name or "", "Email": str(self.email)}
+    name: HeaderText | None = Field(default=None, max_length=200)
 
 
 class Part(Payload):
     """An attachment or embedded image; its bytes are in ``job_parts``."""
 
     filename: Filename
-    content_id: str | None = Field(default=None, max_length=255)
+    content_id: HeaderText | None = Field(default=None, max_length=255)
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @classmethod
+    def of(cls, filename: str, body: bytes, content_id: str | None = None) -> dict[str, Any]:
+        return {
+            "filename": filename,
+            "content_id": content_id,
+            "size": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }
 
 
 class Html(Payload):
@@ -57,47 +97,33 @@ class Html(Payload):
 class Campaign(Payload):
     """XSmtpAPI: aggregation, tracking, priority, schedule and merge tags."""
 
-    campaign_name: str | None = None
-    campaign_code: str | None = None
-    campaign_report: str | None = None
+    campaign_name: HeaderText | None = None
+    campaign_code: HeaderText | None = None
+    campaign_report: HeaderText | None = None
     header: bool | None = None
     footer: bool | None = None
     click_tracking: bool | None = None
     view_tracking: bool | None = None
     priority: int | None = Field(default=None, ge=1, le=5)
-    schedule: datetime | None = None
+    # When MailUp should send it; a naive time is refused (whose clock would it be?).
+    schedule: AwareDatetime | None = None
     skip_dynamic_fields: bool | None = None
     dynamic_fields: dict[str, str] = Field(default_factory=dict)
-
-    def dto(self) -> dict[str, Any]:
-        return {
-            "CampaignName": self.campaign_name,
-            "CampaignCode": self.campaign_code,
-            "CampaignReport": self.campaign_report,
-            "Header": self.header,
-            "Footer": self.footer,
-            "ClickTracking": self.click_tracking,
-            "ViewTracking": self.view_tracking,
-            "Priority": self.priority,
-            "Schedule": self.schedule.isoformat() if self.schedule else None,
-            "SkipDynamicFields": self.skip_dynamic_fields,
-            "DynamicFields": [{"N": n, "V": v} for n, v in self.dynamic_fields.items()],
-        }
 
 
 class Email(Payload):
     """What SendMessage and SendTemplate share."""
 
-    subject: str = Field(default="", max_length=998)
+    subject: HeaderText = Field(default="", max_length=998)
     sender: Address
     to: list[Address] = Field(default_factory=list)
     cc: list[Address] = Field(default_factory=list)
     bcc: list[Address] = Field(default_factory=list)
     reply_to: EmailStr | None = None
     charset: str = "utf-8"
-    extended_headers: dict[str, str] = Field(default_factory=dict)
-    attachments: list[Part] = Field(default_factory=list, max_length=MAX_PARTS)
-    embedded_images: list[Part] = Field(default_factory=list, max_length=MAX_PARTS)
+    extended_headers: dict[HeaderText, HeaderText] = Field(default_factory=dict)
+    attachments: list[Part] = Field(default_factory=list)
+    embedded_images: list[Part] = Field(default_factory=list)
     campaign: Campaign | None = None
 
     @model_validator(mode="after")
@@ -114,32 +140,6 @@ class Email(Payload):
     def recipients(self) -> list[tuple[str, Address]]:
         return [(role, a) for role in ("to", "cc", "bcc") for a in getattr(self, role)]
 
-    def dto(self, parts: dict[tuple[str, int], bytes]) -> dict[str, Any]:
-        def encoded(role: str, items: list[Part]) -> list[dict[str, Any]]:
-            return [
-                {
-                    "Filename": part.filename,
-                    "ContentId": part.content_id,
-                    # MessagePartDTO.Body is an array of bytes: base64 in JSON, no line breaks.
-                    "Body": base64.b64encode(parts[(role, n)]).decode(),
-                }
-                for n, part in enumerate(items)
-            ]
-
-        return {
-            "Subject": self.subject,
-            "From": self.sender.dto(),
-            "To": [a.dto() for a in self.to],
-            "Cc": [a.dto() for a in self.cc],
-            "Bcc": [a.dto() for a in self.bcc],
-            "ReplyTo": str(self.reply_to) if self.reply_to else None,
-            "CharSet": self.charset,
-            "ExtendedHeaders": [{"N": n, "V": v} for n, v in self.extended_headers.items()] or None,
-            "Attachments": encoded("attachment", self.attachments) or None,
-            "EmbeddedImages": encoded("embedded", self.embedded_images) or None,
-            "XSmtpAPI": self.campaign.dto() if self.campaign else None,
-        }
-
 
 class SendMessage(Email):
     html: Html | None = None
@@ -151,27 +151,39 @@ class SendMessage(Email):
             raise FieldError("html", "give html, text or both")
         return self
 
-    def dto(self, parts: dict[tuple[str, int], bytes]) -> dict[str, Any]:
-        html = None
-        if self.html is not None:
-            html = {
-                "DocType": self.html.doc_type,
-                "Head": self.html.head,
-                "Body": self.html.body,
-                "BodyTag": self.html.body_tag or "<body>",
-            }
-        return {**super().dto(parts), "Html": html, "Text": self.text}
-
 
 class SendTemplate(Email):
     template_id: PositiveInt
 
-    def dto(self, parts: dict[tuple[str, int], bytes]) -> dict[str, Any]:
-        return {**super().dto(parts), "TemplateId": self.template_id}
+
+# --- the rows beside the job ------------------------------------------------------------
+
+# Part bytes by role ("attachment", "embedded"), in payload order.
+PartBytes = dict[str, list[bytes]]
+_ROLES = {"attachment": "attachments", "embedded": "embedded_images"}
 
 
-def _parts(context: JobContext) -> dict[tuple[str, int], bytes]:
-    """The job's attachment and image bytes, kept beside it in the ledger."""
+def stage(session: Session, job_id: str, payload: Email, parts: PartBytes | None) -> None:
+    """Recipients (for "what did we send to x@y") and the parts' bytes."""
+    for role, address in payload.recipients():
+        session.add(
+            EmailRecipient(job_id=job_id, role=role, email=str(address.email), name=address.name)
+        )
+    for role, field in _ROLES.items():
+        for position, part in enumerate(getattr(payload, field)):
+            session.add(
+                JobPart(
+                    job_id=job_id,
+                    role=role,
+                    position=position,
+                    filename=part.filename,
+                    content_id=part.content_id,
+                    body=(parts or {})[role][position],
+                )
+            )
+
+
+def _stored_parts(context: JobContext) -> dict[tuple[str, int], bytes]:
     with connection(context.settings.ledger_url) as db:
         rows = db.execute(
             select(JobPart.role, JobPart.position, JobPart.body).where(
@@ -181,23 +193,48 @@ def _parts(context: JobContext) -> dict[tuple[str, int], bytes]:
         return {(row.role, row.position): row.body for row in rows}
 
 
+# --- the call -----------------------------------------------------------------------------
+
+
+def message(payload: Email, parts: dict[tuple[str, int], bytes]) -> mailup.Message:
+    """The MailUp message for a payload, with the parts' bytes from the ledger."""
+
+    def address(a: Address) -> mailup.Address:
+        return mailup.Address(str(a.email), a.name)
+
+    def stored(role: str) -> tuple[mailup.Part, ...]:
+        items = getattr(payload, _ROLES[role])
+        return tuple(
+            mailup.Part(p.filename, parts[(role, n)], p.content_id) for n, p in enumerate(items)
+        )
+
+    campaign = payload.campaign
+    html = getattr(payload, "html", None)
+    return mailup.Message(
+        sender=address(payload.sender),
+        subject=payload.subject,
+        to=tuple(map(address, payload.to)),
+        cc=tuple(map(address, payload.cc)),
+        bcc=tuple(map(address, payload.bcc)),
+        reply_to=str(payload.reply_to) if payload.reply_to else None,
+        charset=payload.charset,
+        headers=dict(payload.extended_headers),
+        attachments=stored("attachment"),
+        embedded_images=stored("embedded"),
+        xsmtp=mailup.XSmtpApi(**campaign.model_dump()) if campaign else None,
+        html=mailup.Html(**html.model_dump()) if html else None,
+        text=getattr(payload, "text", None),
+        template_id=getattr(payload, "template_id", None),
+    )
+
+
 def execute(context: JobContext, payload: Email) -> Result:
-    mailup = transactional_client(context.settings, context.claim.account)
-    message = payload.dto(_parts(context) if payload.attachments or payload.embedded_images else {})
-    send = mailup.send_template if isinstance(payload, SendTemplate) else mailup.send_message
+    has_parts = payload.attachments or payload.embedded_images
+    wire = message(payload, _stored_parts(context) if has_parts else {})
     context.calling()
-    try:
-        reply = send(message)
-    except PermanentError as exc:
-        if exc.code in SMTP_USER_CANNOT_SEND:
-            pauses.pause_for_smtp_user(context, mailup, exc)
-        raise
-    outcome = {
-        "status": reply.body.get("Status"),
-        "code": reply.code,
-        "message": reply.body.get("Message"),
-    }
-    return Result(outcome=outcome, http_status=reply.http_status, code=reply.code)
+    sent = with_smtp_user(context.settings, context.claim.account, lambda c: c.send(wire))
+    outcome = {"status": sent.status, "code": sent.code, "message": sent.message}
+    return Result(outcome=outcome, http_status=sent.http_status, code=sent.code)
 
 
 def describe(session: Session, job: Job) -> dict[str, Any]:
@@ -213,5 +250,62 @@ def describe(session: Session, job: Job) -> dict[str, Any]:
     return result
 
 
-MESSAGE = JobKind("send_message", SendMessage, execute, describe, channel="email")
-TEMPLATE = JobKind("send_template", SendTemplate, execute, describe, channel="email")
+# --- the channel: when the account's email cannot go out --------------------------------
+
+
+def _user_info(settings: Settings, account: str) -> UserInfo | None:
+    """ListUserInfo of the account's own SMTP+ user, recorded in the ledger."""
+    username = settings.account(account).smtp_user
+
+    def ask(client: TransactionalClient) -> list[UserInfo]:
+        return client.list_user_info(username)
+
+    users = with_smtp_user(settings, account, ask)
+    found = next((u for u in users if u.username == username), None)
+    if found is not None:
+        with connection(settings.ledger_url) as db:
+            smtp_status.record(db, account, [found])
+    return found
+
+
+def _blocked_until(user: UserInfo | None, now: datetime) -> datetime | None:
+    """A date from which the user may send again, when only a date stands in its way."""
+    if user is None or user.admin_block or user.is_enabled is False:
+        return None
+    if user.block_until is not None and user.block_until > now:
+        return user.block_until + CLOCK_GRACE
+    return None
+
+
+def on_pause(context: JobContext, error: MailUpError) -> datetime | None:
+    """How long the pause lasts: until BlockUntil, if that is all that stops the user."""
+    now = utcnow()
+    try:
+        user = _user_info(context.settings, context.claim.account)
+    except MailUpError:
+        user = None  # the account itself is closed: no date to wait for
+    until = _blocked_until(user, now)
+    if until is None and error.condition == Condition.SMTP_USER_BLOCKED_UNTIL:
+        until = now + BRIEF  # MailUp said "until a date" that is already past for us
+    return until
+
+
+def probe(settings: Settings, account: str) -> ProbeVerdict:
+    """Whether the account's SMTP+ user may send again, asked of ListUserInfo."""
+    try:
+        user = _user_info(settings, account)
+    except MailUpError as exc:
+        return ProbeVerdict(reason=exc.message)
+    if user is None:
+        return ProbeVerdict(reason="ListUserInfo does not list the account's SMTP+ user")
+    until = _blocked_until(user, utcnow())
+    if until is not None:
+        return ProbeVerdict(until=until, reason=f"SMTP+ user {user.username} is blocked")
+    if user.admin_block or user.is_enabled is False:
+        return ProbeVerdict(reason=f"SMTP+ user {user.username} is disabled or blocked")
+    return ProbeVerdict(clear=True)
+
+
+EMAIL = Channel("email", probe=probe, on_pause=on_pause)
+MESSAGE = JobKind("send_message", SendMessage, execute, describe, channel=EMAIL, stage=stage)
+TEMPLATE = JobKind("send_template", SendTemplate, execute, describe, channel=EMAIL, stage=stage)

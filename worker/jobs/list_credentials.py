@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlalchemy import Connection, select
 
+from worker.engine.clients import console_client
 from worker.errors import ConfigurationError
-from worker.jobs.clients import console_client
 from worker.ledger import store
 from worker.ledger.crypto import secret_box
 from worker.ledger.db import connection
@@ -45,19 +46,32 @@ def load(db: Executor, settings: Settings, account: str, list_id: int) -> ListKe
     return ListKeys(row.list_guid, secret)
 
 
+def known_guid(settings: Settings, account: str, list_id: int) -> str | None:
+    """The list's GUID if the ledger knows it (without touching the secret)."""
+    with connection(settings.ledger_url) as db:
+        return db.scalar(
+            select(ListCredential.list_guid).where(
+                ListCredential.account == account, ListCredential.list_id == list_id
+            )
+        )
+
+
 def save(db: Connection, settings: Settings, account: str, list_id: int, keys: ListKeys) -> None:
     """Replace the list's keys (the secret encrypted)."""
-    encrypted = secret_box(settings).encrypt(keys.secret) if keys.secret else None
     store.upsert(
         db,
         ListCredential,
         account=account,
         list_id=list_id,
         list_guid=keys.list_guid,
-        secret_encrypted=encrypted,
+        secret_encrypted=encrypt(settings, keys),
         updated_at=utcnow(),
     )
     _cache.pop((settings.ledger_url, account, list_id), None)
+
+
+def encrypt(settings: Settings, keys: ListKeys) -> str | None:
+    return secret_box(settings).encrypt(keys.secret) if keys.secret else None
 
 
 def refresh_secret(
@@ -73,7 +87,7 @@ def refresh_secret(
 def read_guid(settings: Settings, account: str, list_id: int) -> str:
     """The list's ListGuid from MailUp's Console API (it needs the account's OAuth2 client)."""
     try:
-        return console_client(settings, account).list_guid(list_id)
+        return console_client(settings, account).list_details(list_id).guid
     except ConfigurationError as exc:
         raise ConfigurationError(
             f"no ListGuid is known for list {list_id} of account {account!r} and it cannot be "
@@ -81,35 +95,27 @@ def read_guid(settings: Settings, account: str, list_id: int) -> str:
         ) from None
 
 
-def for_sending(
-    settings: Settings, account: str, list_id: int, client: SmsClient
-) -> tuple[str, str]:
-    """ListGuid and ListSecret for an SMS: from the ledger, or from MailUp on a miss."""
+def for_sending(settings: Settings, account: str, list_id: int, client: SmsClient) -> ListKeys:
+    """ListGuid and ListSecret for an SMS: from the ledger, or from MailUp on a miss (the
+    secret is None when MailUp has none either)."""
     key = (settings.ledger_url, account, list_id)
     cached = _cache.get(key)
     if cached and cached[0] > time.monotonic():
-        keys = cached[1]
-    else:
-        with connection(settings.ledger_url) as db:
-            keys = load(db, settings, account, list_id)
-    if keys.list_guid is None or keys.secret is None:
-        keys = _read_missing(settings, account, list_id, client, keys)
-    assert keys.list_guid is not None and keys.secret is not None
-    _cache[key] = (time.monotonic() + CACHE_SECONDS, keys)
-    return keys.list_guid, keys.secret
-
-
-def _read_missing(
-    settings: Settings, account: str, list_id: int, client: SmsClient, keys: ListKeys
-) -> ListKeys:
-    """Complete the list's keys from MailUp, and keep them."""
-    guid = keys.list_guid or read_guid(settings, account, list_id)
-    secret = keys.secret or client.get_list_secret(list_id)[0]
+        return cached[1]
     with connection(settings.ledger_url) as db:
-        save(db, settings, account, list_id, ListKeys(guid, secret))
-    if secret is None:
-        raise ConfigurationError(
-            f"list {list_id} of account {account!r} has no ListSecret on MailUp: run "
-            f"'mailup-jobs enqueue list-secret create --list-id {list_id}' first"
-        )
-    return ListKeys(guid, secret)
+        keys = load(db, settings, account, list_id)
+    if keys.list_guid is None or keys.secret is None:
+        guid = keys.list_guid or read_guid(settings, account, list_id)
+        keys = ListKeys(guid, keys.secret or client.get_list_secret(list_id)[0])
+        with connection(settings.ledger_url) as db:
+            save(db, settings, account, list_id, keys)
+    if keys.secret is not None:
+        _cache[key] = (time.monotonic() + CACHE_SECONDS, keys)
+    return keys
+
+
+def missing_secret(account: str, list_id: int) -> NoReturn:
+    raise ConfigurationError(
+        f"list {list_id} of account {account!r} has no ListSecret on MailUp: run "
+        f"'mailup-jobs enqueue list-secret create --list-id {list_id}' first"
+    )

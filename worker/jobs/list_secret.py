@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+from sqlalchemy import select
+
+from worker.engine.clients import sms_client
+from worker.engine.kind import JobContext, JobKind, Payload, Result
 from worker.jobs import list_credentials
-from worker.jobs.base import JobContext, JobKind, Payload, Result, describe_outcome
-from worker.jobs.clients import sms_client
 from worker.jobs.fields import Guid, ListId
 from worker.jobs.list_credentials import ListKeys
 from worker.ledger.db import connection
+from worker.ledger.models import Job, JobStatus
+from worker.settings import Settings
 
 Operation = Literal["read", "create", "delete", "rotate"]
 
@@ -59,4 +63,18 @@ def execute(context: JobContext, payload: ManageListSecret) -> Result:
     )
 
 
-KIND = JobKind("list_secret", ManageListSecret, execute, describe_outcome)
+def under_way(settings: Settings, account: str, list_id: int) -> bool:
+    """Whether a job that changes this list's ListSecret is queued or running: meanwhile
+    MailUp may briefly know no secret for the list, or refuse the one we hold."""
+    with connection(settings.ledger_url) as db:
+        payloads = db.scalars(
+            select(Job.payload).where(
+                Job.kind == KIND.name,
+                Job.account == account,
+                Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)),
+            )
+        )
+        return any(p.get("list_id") == list_id and p.get("operation") != "read" for p in payloads)
+
+
+KIND = JobKind("list_secret", ManageListSecret, execute)

@@ -1,7 +1,10 @@
 """Every job kind the worker runs. A new kind is one module and one line here."""
 
+from collections.abc import Callable
+
+from worker.engine.kind import JobKind, Poll
 from worker.jobs import email, list_secret, sms, smtp_users, trusted_senders
-from worker.jobs.base import JobKind
+from worker.settings import Settings
 
 KINDS: dict[str, JobKind] = {
     kind.name: kind
@@ -16,3 +19,22 @@ KINDS: dict[str, JobKind] = {
         smtp_users.INFO,
     )
 }
+CHANNELS = sorted({kind.channel.name for kind in KINDS.values() if kind.channel})
+POLLS: dict[str, Poll] = {poll.name: poll for kind in KINDS.values() for poll in kind.polls}
+
+
+def channel_kinds(channel: str) -> list[str]:
+    """The kinds that send on ``channel``: a pause of it holds them all."""
+    return [name for name, kind in KINDS.items() if kind.channel and kind.channel.name == channel]
+
+
+def requeue_if_called(settings: Settings) -> Callable[[str, str], bool]:
+    """For the sweeper: whether a job whose worker died mid-call is sent again."""
+
+    def decide(kind: str, account: str) -> bool:
+        found = KINDS.get(kind)
+        if found is None or account not in settings.accounts:
+            return False
+        return found.delivery_for(settings.accounts[account]) == "at_least_once"
+
+    return decide

@@ -1,52 +1,67 @@
-"""Job kind ``send_sms``: one transactional SMS to one recipient."""
+"""Job kind ``send_sms``: one transactional SMS to one recipient.
+
+It sends on the account's ``sms`` channel: the purchased speed applies, and an answer that
+means nothing of the account's SMS can go out (no credits, access denied) pauses the
+channel; a list without a sender name pauses that list's SMS that name none. Beat then
+lets one waiting SMS through per ``MAILUP_JOBS_PAUSE_PROBE`` as the probe.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, Self
 
-from pydantic import Field, PositiveInt, ValidationInfo, field_validator
+from pydantic import Field, PositiveInt, model_validator
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from worker.jobs import list_credentials
-from worker.jobs.base import JobContext, JobKind, Payload, Result
-from worker.jobs.clients import sms_client
+from worker.engine.clients import sms_client
+from worker.engine.kind import Channel, FieldError, JobContext, JobKind, Payload, Result, Waiting
+from worker.jobs import list_credentials, list_secret
 from worker.jobs.fields import ListId, PhoneNumber, SmsSender
 from worker.ledger.models import Job, SmsDelivery, utcnow
-from worker.mailup.errors import PermanentError, TransientError
-from worker.mailup.sms import SMS_MAX_CHARS, SmsClient, SmsMessage
+from worker.mailup.errors import Condition, PermanentError, TransientError
+from worker.mailup.sms import SMS_MAX_CHARS, SmsClient, SmsMessage, merged_text
 
-LIST_SECRET_INVALID = "103"
+# Longer content is refused at the door: MailUp sends at most 670 characters, and no merge
+# tag brings a text this long back within reach.
+MAX_CONTENT = 1000
+# A ListSecret being rotated is missing on MailUp for a moment: retry this soon.
+ROTATION_RETRY = 2.0
 _INSERT_DELIVERY = insert(SmsDelivery)
 
 
 class SendSms(Payload):
     list_id: ListId
     recipient: PhoneNumber
-    content: str | None = Field(default=None, min_length=1)
-    template_id: PositiveInt | None = Field(default=None, validate_default=True)
+    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT)
+    template_id: PositiveInt | None = None
     campaign_code: str | None = Field(default=None, max_length=200)
     dynamic_fields: dict[str, str] = Field(default_factory=dict)
     is_unicode: bool = False
     sender: SmsSender | None = None
 
-    @field_validator("template_id")
-    @classmethod
-    def _content_xor_template(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if "content" in info.data and (info.data["content"] is None) == (value is None):
-            raise ValueError("give exactly one of content and template_id")
-        return value
+    @model_validator(mode="after")
+    def _content_xor_template(self) -> Self:
+        if (self.content is None) == (self.template_id is None):
+            raise FieldError("template_id", "give exactly one of content and template_id")
+        return self
+
+    @property
+    def text(self) -> str | None:
+        """The text MailUp will send, merge tags filled (unknown for a template)."""
+        return None if self.content is None else merged_text(self.content, self.dynamic_fields)
 
     @property
     def truncated(self) -> bool:
-        """MailUp cuts the text past 670 characters (before merge tags are filled)."""
-        return self.content is not None and len(self.content) > SMS_MAX_CHARS
+        """MailUp cuts the text it sends past 670 characters."""
+        return self.text is not None and len(self.text) > SMS_MAX_CHARS
 
 
 def execute(context: JobContext, payload: SendSms) -> Result:
     settings, account = context.settings, context.claim.account
     client = sms_client(settings, account)
-    list_guid, secret = list_credentials.for_sending(settings, account, payload.list_id, client)
+    list_guid, secret = _keys(context, payload.list_id, client)
     message = SmsMessage(
         list_id=payload.list_id,
         list_guid=list_guid,
@@ -63,8 +78,8 @@ def execute(context: JobContext, payload: SendSms) -> Result:
     try:
         sent = client.send(message)
     except PermanentError as exc:
-        if exc.code == LIST_SECRET_INVALID:
-            _raise_if_rotated(context, client, payload.list_id, list_guid, secret, exc)
+        if exc.condition == Condition.LIST_SECRET_INVALID:
+            _retry_if_rotated(context, client, payload.list_id, list_guid, secret, exc)
         raise
     delivery = {
         "job_id": context.claim.job_id,
@@ -86,7 +101,22 @@ def execute(context: JobContext, payload: SendSms) -> Result:
     )
 
 
-def _raise_if_rotated(
+def _keys(context: JobContext, list_id: int, client: SmsClient) -> tuple[str, str]:
+    """The list's ListGuid and ListSecret; a list whose secret is being changed waits."""
+    settings, account = context.settings, context.claim.account
+    keys = list_credentials.for_sending(settings, account, list_id, client)
+    if keys.secret is None:
+        if list_secret.under_way(settings, account, list_id):
+            raise Waiting(
+                utcnow() + timedelta(seconds=ROTATION_RETRY),
+                f"the ListSecret of list {list_id} is being changed",
+            )
+        list_credentials.missing_secret(account, list_id)
+    assert keys.list_guid is not None and keys.secret is not None
+    return keys.list_guid, keys.secret
+
+
+def _retry_if_rotated(
     context: JobContext,
     client: SmsClient,
     list_id: int,
@@ -94,15 +124,17 @@ def _raise_if_rotated(
     used: str,
     exc: PermanentError,
 ) -> None:
-    """A 103 after the ListSecret was rotated elsewhere is worth one more try, with the new one."""
-    fresh = list_credentials.refresh_secret(
-        context.settings, context.claim.account, list_id, client, list_guid
-    )
-    if fresh and fresh != used:
+    """MailUp refused the ListSecret (nothing was sent): if it was changed meanwhile, or is
+    being changed right now, try again shortly rather than fail."""
+    settings, account = context.settings, context.claim.account
+    fresh = list_credentials.refresh_secret(settings, account, list_id, client, list_guid)
+    rotated = fresh is not None and fresh != used
+    if rotated or list_secret.under_way(settings, account, list_id):
         raise TransientError(
-            "ListSecret was changed on MailUp; retrying with the new one",
+            f"{exc.message} (the ListSecret was being changed: trying again)",
             http_status=exc.http_status,
             code=exc.code,
+            retry_after=0 if rotated else ROTATION_RETRY,
         ) from None
 
 
@@ -122,4 +154,17 @@ def describe(session: Session, job: Job) -> dict[str, Any]:
     }
 
 
-KIND = JobKind("send_sms", SendSms, execute, describe, channel="sms")
+def _list_scope(payload: SendSms) -> str | None:
+    """A list without a sender name holds only the SMS that name no sender of their own."""
+    return None if payload.sender else f"list:{payload.list_id}"
+
+
+SMS = Channel("sms")
+KIND = JobKind(
+    "send_sms",
+    SendSms,
+    execute,
+    describe,
+    channel=SMS,
+    sub_scope=_list_scope,
+)

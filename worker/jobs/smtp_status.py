@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterable
 
 from sqlalchemy import Connection
 
 from worker.ledger import store
 from worker.ledger.models import SmtpUserStatus, utcnow
+from worker.mailup.transactional import UserInfo
 
 
-def record(db: Connection, account: str, users: list[dict[str, Any]]) -> None:
+def record(db: Connection, account: str, users: Iterable[UserInfo]) -> None:
     for user in users:
         store.upsert(
             db,
             SmtpUserStatus,
             account=account,
-            username=user["Username"],
-            is_enabled=user.get("IsEnabled"),
-            admin_block=user.get("AdminBlock"),
-            block_until=mailup_datetime(user.get("BlockUntil")),
+            username=user.username,
+            is_enabled=user.is_enabled,
+            admin_block=user.admin_block,
+            block_until=user.block_until,
             checked_at=utcnow(),
         )
 
 
-def mailup_datetime(value: Any) -> datetime | None:
-    """MailUp's dates: ISO, no zone (UTC); "0001-01-01T00:00:00" means none."""
-    if not value or str(value).startswith("0001-01-01"):
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def view(user: UserInfo) -> dict[str, object]:
+    """A user's status for outcomes and operators."""
+    return {
+        "username": user.username,
+        "is_enabled": user.is_enabled,
+        "admin_block": user.admin_block,
+        "block_until": user.block_until.isoformat() if user.block_until else None,
+    }

@@ -1,33 +1,28 @@
 """Job kinds for SMTP+ users: ``create_smtp_user`` (only once every trusted sender it names
 is confirmed), ``reset_smtp_password`` and ``smtp_user_info`` (ListUserInfo).
 
-A password MailUp returns is stored encrypted (``smtp_users``) and never shown in outcomes.
+A password MailUp returns is stored encrypted (``smtp_users``) and never shown in outcomes;
+for the account's own SMTP+ user it is what later emails send with.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import Self
 
 from pydantic import EmailStr, Field, model_validator
 from sqlalchemy import Connection
 
+from worker.engine.clients import console_client, with_smtp_user
+from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Refused, Result, Waiting
 from worker.jobs import smtp_status, trusted_senders
-from worker.jobs.base import (
-    FieldError,
-    JobContext,
-    JobKind,
-    Payload,
-    Result,
-    Waiting,
-    describe_outcome,
-)
-from worker.jobs.clients import console_client, transactional_client
 from worker.jobs.fields import ListId
 from worker.ledger import store
 from worker.ledger.crypto import secret_box
+from worker.ledger.db import connection
 from worker.ledger.models import SmtpUserAccount, utcnow
-from worker.mailup.errors import PermanentError
+from worker.mailup.console import BLOCKED, CONFIRMED, NewSmtpUser, SmtpPlusUser
+from worker.mailup.transactional import UserInfo
 from worker.settings import Settings
 
 
@@ -61,34 +56,33 @@ def execute_create(context: JobContext, payload: CreateSmtpUser) -> Result:
     settings, account = context.settings, context.claim.account
     senders = [str(e) for e in payload.trusted_senders]
     status = trusted_senders.statuses(settings, account, senders)
-    if any(code != trusted_senders.CONFIRMED for code in status.values()):
+    if any(code != CONFIRMED for code in status.values()):
         trusted_senders.sync(settings, account)  # the mirror may be behind MailUp
         status = trusted_senders.statuses(settings, account, senders)
-    blocked = [e for e, code in status.items() if code == trusted_senders.BLOCKED]
+    blocked = [e for e, code in status.items() if code == BLOCKED]
     if blocked:
-        raise PermanentError(
+        raise Refused(
+            "sender_blocked",
             f"trusted sender {', '.join(blocked)} is blocked: MailUp will not create the user",
-            code="sender_blocked",
         )
-    waiting = [e for e, code in status.items() if code != trusted_senders.CONFIRMED]
+    waiting = [e for e, code in status.items() if code != CONFIRMED]
     if waiting:
         if utcnow() > payload.confirm_by:
-            raise PermanentError(
+            raise Refused(
+                "sender_not_confirmed",
                 f"trusted sender {', '.join(waiting)} not confirmed by {payload.confirm_by}",
-                code="sender_not_confirmed",
             )
         raise Waiting(
             utcnow() + timedelta(seconds=settings.trusted_sender_poll),
             f"waiting for trusted sender confirmation: {', '.join(waiting)}",
         )
-    request: dict[str, Any] = {
-        "IsEnabled": payload.is_enabled,
-        "Note": payload.note,
-        "TrustedDomains": payload.trusted_domains,
-        "TrustedSenders": senders,
-    }
-    if payload.priority_code:
-        request["PriorityCode"] = payload.priority_code
+    request = NewSmtpUser(
+        trusted_senders=tuple(senders),
+        trusted_domains=tuple(payload.trusted_domains),
+        is_enabled=payload.is_enabled,
+        note=payload.note,
+        priority_code=payload.priority_code,
+    )
     console = console_client(settings, account)
     context.calling()
     user = console.create_smtp_user(payload.list_id, request)
@@ -104,34 +98,44 @@ def execute_reset(context: JobContext, payload: ResetSmtpPassword) -> Result:
 
 def execute_info(context: JobContext, payload: SmtpUserInfo) -> Result:
     account = context.claim.account
-    users = transactional_client(context.settings, account).list_user_info(payload.username)
+    users = with_smtp_user(
+        context.settings, account, lambda client: client.list_user_info(payload.username)
+    )
     return Result(
-        outcome={"users": users},
+        outcome={"users": [smtp_status.view(u) for u in users]},
         record=lambda db: smtp_status.record(db, account, users),
         http_status=200,
         code="0",
     )
 
 
-def _user_result(settings: Settings, account: str, list_id: int, user: dict[str, Any]) -> Result:
-    username, password = str(user["Username"]), str(user["Password"])
-    encrypted = secret_box(settings).encrypt(password)
+def _user_result(settings: Settings, account: str, list_id: int, user: SmtpPlusUser) -> Result:
+    encrypted = secret_box(settings).encrypt(user.password)
 
     def record(db: Connection) -> None:
         store.upsert(
             db,
             SmtpUserAccount,
             account=account,
-            username=username,
+            username=user.username,
             list_id=list_id,
             password_encrypted=encrypted,
             updated_at=utcnow(),
         )
 
-    shown = {k: v for k, v in user.items() if k != "Password"}
-    return Result(outcome={**shown, "password_stored": True}, record=record, http_status=200)
+    return Result(
+        outcome={**user.summary(), "password_stored": True}, record=record, http_status=200
+    )
 
 
-CREATE = JobKind("create_smtp_user", CreateSmtpUser, execute_create, describe_outcome)
-RESET = JobKind("reset_smtp_password", ResetSmtpPassword, execute_reset, describe_outcome)
-INFO = JobKind("smtp_user_info", SmtpUserInfo, execute_info, describe_outcome)
+CREATE = JobKind("create_smtp_user", CreateSmtpUser, execute_create)
+RESET = JobKind("reset_smtp_password", ResetSmtpPassword, execute_reset)
+INFO = JobKind("smtp_user_info", SmtpUserInfo, execute_info)
+
+
+def read_user_info(settings: Settings, account: str, username: str | None) -> list[UserInfo]:
+    """ListUserInfo now, for operators; what it says is recorded in the ledger."""
+    users = with_smtp_user(settings, account, lambda client: client.list_user_info(username))
+    with connection(settings.ledger_url) as db:
+        smtp_status.record(db, account, users)
+    return users

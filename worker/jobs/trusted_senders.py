@@ -1,5 +1,10 @@
 """Job kind ``trusted_sender`` (trust or disable an address) and the mirror of an account's
-trusted senders in the ledger, kept by ``sync`` (beat polls it)."""
+trusted senders in the ledger, kept by ``sync`` (beat polls it).
+
+Addresses are matched without regard to case, as MailUp does. Trusting again an address
+that is confirmed would send it back to NotConfirmed, and a disabled one cannot be trusted
+again (the docs): both are refused with the reason unless ``force`` is given.
+"""
 
 from __future__ import annotations
 
@@ -7,74 +12,86 @@ import logging
 from typing import Any, Literal, Self
 
 from pydantic import EmailStr, Field, model_validator
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
-from worker.errors import ConfigurationError
-from worker.jobs.base import (
-    FieldError,
-    JobContext,
-    JobKind,
-    Payload,
-    Result,
-    describe_outcome,
-)
-from worker.jobs.clients import console_client
+from worker.engine.clients import console_client
+from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Poll, Refused, Result
 from worker.ledger import store
 from worker.ledger.db import connection
-from worker.ledger.models import TrustedSender, TrustedSenderChange, utcnow
-from worker.mailup.console import ConsoleClient
+from worker.ledger.models import TrustedSender as MirrorRow
+from worker.ledger.models import TrustedSenderChange, utcnow
+from worker.mailup.console import BLOCKED, CONFIRMED, ConsoleClient, TrustedSender
 from worker.mailup.errors import MailUpError
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NOT_CONFIRMED, CONFIRMED, BLOCKED = 0, 1, 2
-PAGE_SIZE = 50
-
 
 class ManageTrustedSender(Payload):
     operation: Literal["add", "disable"]
     email: EmailStr
-    # Needed to disable; found in the mirror when omitted.
+    # To disable: found on MailUp by address when omitted.
     sender_id: str | None = Field(default=None, max_length=64)
+    # To add an address that is already confirmed (back to NotConfirmed) or disabled.
+    force: bool = False
 
     @model_validator(mode="after")
-    def _id_only_to_disable(self) -> Self:
+    def _options_fit(self) -> Self:
         if self.operation == "add" and self.sender_id:
             raise FieldError("sender_id", "is only for disable")
+        if self.operation == "disable" and self.force:
+            raise FieldError("force", "is only for add")
         return self
+
+
+def refusal(status_code: int | None, email: str) -> tuple[str, str] | None:
+    """Why trusting ``email`` again is refused without force: (code, reason), or None."""
+    if status_code == CONFIRMED:
+        return "sender_confirmed", (
+            f"{email} is already a confirmed trusted sender: trusting it again would send it "
+            "back to NotConfirmed until its owner clicks a new link (force it to do so)"
+        )
+    if status_code == BLOCKED:
+        return "sender_blocked", f"{email} was disabled: MailUp will not trust it again"
+    return None
 
 
 def execute(context: JobContext, payload: ManageTrustedSender) -> Result:
     settings, account = context.settings, context.claim.account
     console = console_client(settings, account)
+    email = str(payload.email)
+    known = _on_mailup(console, email, payload.sender_id)
     if payload.operation == "add":
-        item = console.trust_sender(str(payload.email))
+        refused = refusal(known.status_code if known else None, email)
+        if refused and not payload.force:
+            raise Refused(*refused)
+        sender = console.trust_sender(email)
     else:
-        sender_id = payload.sender_id or _known_id(settings, account, str(payload.email))
-        item = console.disable_trusted_sender(sender_id, str(payload.email))
+        if known is None:
+            raise Refused("sender_unknown", f"{email} is not a trusted sender of this account")
+        sender = console.disable_trusted_sender(known)
     return Result(
-        outcome=_summary(item),
-        record=lambda db: _mirror(db, account, [item]),
+        outcome=_summary(sender),
+        record=lambda db: _mirror(db, account, [sender]),
         http_status=200,
     )
+
+
+def _on_mailup(console: ConsoleClient, email: str, sender_id: str | None) -> TrustedSender | None:
+    """The sender as MailUp has it, by id or by address."""
+    for sender in console.trusted_senders():
+        if sender.id == sender_id or (sender_id is None and sender.email.lower() == email.lower()):
+            return sender
+    return None
 
 
 def sync(
     settings: Settings, account: str, console: ConsoleClient | None = None
 ) -> list[dict[str, Any]]:
     """Read every trusted sender from MailUp into the mirror; the changes seen."""
-    console = console or console_client(settings, account)
-    items: list[dict[str, Any]] = []
-    page = 0
-    while True:
-        body = console.trusted_senders(page, PAGE_SIZE)
-        items += list(body.get("Items") or [])
-        if len(items) >= int(body.get("TotalElementsCount") or 0) or not body.get("Items"):
-            break
-        page += 1
+    senders = (console or console_client(settings, account)).trusted_senders()
     with connection(settings.ledger_url) as db:
-        return _mirror(db, account, items)
+        return _mirror(db, account, senders)
 
 
 def poll(settings: Settings) -> int:
@@ -100,71 +117,83 @@ def statuses(settings: Settings, account: str, emails: list[str]) -> dict[str, i
     """Each address's status in the mirror (None: not a trusted sender of this account)."""
     with connection(settings.ledger_url) as db:
         rows = db.execute(
-            select(TrustedSender.email, TrustedSender.status_code).where(
-                TrustedSender.account == account, TrustedSender.email.in_(emails)
+            select(MirrorRow.email, MirrorRow.status_code).where(
+                MirrorRow.account == account,
+                func.lower(MirrorRow.email).in_([e.lower() for e in emails]),
             )
         )
         known = {row.email.lower(): row.status_code for row in rows}
     return {email: known.get(email.lower()) for email in emails}
 
 
-def _mirror(db: Connection, account: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def mirror(settings: Settings, account: str) -> list[dict[str, Any]]:
+    """The account's trusted senders as last seen, by address."""
+    with connection(settings.ledger_url) as db:
+        rows = db.execute(
+            select(MirrorRow).where(MirrorRow.account == account).order_by(MirrorRow.email)
+        )
+        return [
+            {
+                "sender_id": r.sender_id,
+                "email": r.email,
+                "status_code": r.status_code,
+                "status": r.status,
+                "authorized_at": r.authorized_at,
+                "checked_at": r.checked_at.isoformat(),
+            }
+            for r in rows
+        ]
+
+
+def _mirror(db: Connection, account: str, senders: list[TrustedSender]) -> list[dict[str, Any]]:
     changes = []
-    for item in items:
-        sender_id, code = str(item["IdTrustedSender"]), int(item["StatusCode"])
-        where = (TrustedSender.account == account, TrustedSender.sender_id == sender_id)
-        old = db.scalar(select(TrustedSender.status_code).where(*where))
-        if old != code:
+    for sender in senders:
+        where = (MirrorRow.account == account, MirrorRow.sender_id == sender.id)
+        old = db.scalar(select(MirrorRow.status_code).where(*where))
+        if old != sender.status_code:
             change = {
-                "sender_id": sender_id,
-                "email": item["EmailAddress"],
+                "sender_id": sender.id,
+                "email": sender.email,
                 "old": old,
-                "new": code,
+                "new": sender.status_code,
             }
             changes.append(change)
             db.execute(
                 insert(TrustedSenderChange).values(
                     account=account,
-                    sender_id=sender_id,
-                    email=item["EmailAddress"],
+                    sender_id=sender.id,
+                    email=sender.email,
                     old_status_code=old,
-                    new_status_code=code,
+                    new_status_code=sender.status_code,
                     seen_at=utcnow(),
                 )
             )
         store.upsert(
             db,
-            TrustedSender,
+            MirrorRow,
             account=account,
-            sender_id=sender_id,
-            email=item["EmailAddress"],
-            status_code=code,
-            status=item.get("StatusDescription") or "",
-            authorized_at=item.get("AuthorizationDate") or None,
+            sender_id=sender.id,
+            email=sender.email,
+            status_code=sender.status_code,
+            status=sender.status,
+            authorized_at=sender.authorized_at.isoformat() if sender.authorized_at else None,
             checked_at=utcnow(),
         )
     return changes
 
 
-def _known_id(settings: Settings, account: str, email: str) -> str:
-    with connection(settings.ledger_url) as db:
-        sender_id = db.scalar(
-            select(TrustedSender.sender_id).where(
-                TrustedSender.account == account, TrustedSender.email == email
-            )
-        )
-    if sender_id is None:
-        raise ConfigurationError(f"{email} is not a known trusted sender: give its sender_id")
-    return str(sender_id)
-
-
-def _summary(item: dict[str, Any]) -> dict[str, Any]:
+def _summary(sender: TrustedSender) -> dict[str, Any]:
     return {
-        "sender_id": item.get("IdTrustedSender"),
-        "email": item.get("EmailAddress"),
-        "status_code": item.get("StatusCode"),
-        "status": item.get("StatusDescription"),
+        "sender_id": sender.id,
+        "email": sender.email,
+        "status_code": sender.status_code,
+        "status": sender.status,
     }
 
 
-KIND = JobKind("trusted_sender", ManageTrustedSender, execute, describe_outcome)
+KIND = JobKind(
+    "trusted_sender",
+    ManageTrustedSender,
+    execute,
+    polls=(Poll("trusted_senders", lambda s: s.trusted_sender_poll, poll),),
+)

@@ -86,6 +86,7 @@ class AttemptOutcome(enum.StrEnum):
     TRANSIENT = "transient"  # failed, retried later
     PERMANENT = "permanent"  # failed, never retried
     IN_DOUBT = "in_doubt"  # the request may have been processed
+    PAUSED = "paused"  # the account's channel cannot send until someone acts; not counted
     ABANDONED = "abandoned"  # the worker died mid-call (set by the sweeper)
 
 
@@ -210,15 +211,31 @@ class JobPart(Base):
 
 
 class ChannelPause(Base):
-    """An account's channel that cannot send until ``until`` (None: until an operator clears it)."""
+    """An account's channel (or a narrower scope of it, e.g. ``sms:list:3``) that cannot
+    send until ``until``, or, without a date, until a probe or an operator says it can."""
 
     __tablename__ = "channel_pauses"
 
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
     until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reason: Mapped[str] = mapped_column(Text)
+    # The MailUp condition that paused it (e.g. no_credits).
+    condition: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When the channel may next be probed (one send let through, or ListUserInfo asked),
+    # and the job let through as the probe.
+    probe_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    probe_job_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class LedgerMeta(Base):
+    """Facts about the installation itself (e.g. the broker epoch the sweeper last saw)."""
+
+    __tablename__ = "ledger_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class SmtpUserStatus(Base):

@@ -20,6 +20,7 @@ from worker.ledger.models import (
     Base,
     Job,
     JobStatus,
+    LedgerMeta,
     utcnow,
 )
 
@@ -118,6 +119,28 @@ def wake(db: Executor, account: str, kinds: list[str]) -> None:
     )
 
 
+def wake_jobs(db: Executor, job_ids: list[str]) -> None:
+    """Make these waiting jobs due now (the sweeper publishes them at its next pass)."""
+    db.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status.in_(CLAIMABLE))
+        .values(run_after=utcnow(), published_at=None)
+    )
+
+
+def waiting_jobs(
+    db: Executor, account: str, kinds: list[str], *, limit: int = 50
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The account's claimable jobs of ``kinds``, most urgent first: (id, kind, payload)."""
+    rows = db.execute(
+        select(Job.id, Job.kind, Job.payload)
+        .where(Job.account == account, Job.kind.in_(kinds), Job.status.in_(CLAIMABLE))
+        .order_by(Job.priority, Job.run_after)
+        .limit(limit)
+    )
+    return [(row.id, row.kind, row.payload) for row in rows]
+
+
 def mark_unpublished(db: Executor, job_id: str) -> None:
     """The broker refused the message: leave it to the sweeper."""
     db.execute(update(Job).where(Job.id == job_id).values(published_at=None))
@@ -160,6 +183,17 @@ def claim(db: Executor, job_id: str, *, worker: str, lease_seconds: float) -> Cl
     if row is None:
         return None
     return Claim(job_id, row.kind, row.account, row.payload, row.attempts, row.priority)
+
+
+def count_attempts(db: Executor, job_id: str, outcome: AttemptOutcome) -> int:
+    return int(
+        db.scalar(
+            select(func.count())
+            .select_from(Attempt)
+            .where(Attempt.job_id == job_id, Attempt.outcome == outcome)
+        )
+        or 0
+    )
 
 
 def release(
@@ -313,18 +347,32 @@ def settle(
 # --- the sweeper's side -------------------------------------------------------------------
 
 
-def expired_leases(db: Executor, *, limit: int = 500) -> list[tuple[str, int]]:
-    """Running jobs whose worker's claim ran out: (job id, attempt number)."""
+@dataclass(frozen=True)
+class Lease:
+    """A running job whose worker's claim ran out."""
+
+    job_id: str
+    number: int
+    kind: str
+    account: str
+
+
+def expired_leases(db: Executor, *, limit: int = 500) -> list[Lease]:
     rows = db.execute(
-        select(Job.id, Job.attempts)
+        select(Job.id, Job.attempts, Job.kind, Job.account)
         .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < utcnow())
         .limit(limit)
     )
-    return [(row.id, row.attempts) for row in rows]
+    return [Lease(row.id, row.attempts, row.kind, row.account) for row in rows]
 
 
-def recover(db: Executor, job_id: str, number: int) -> JobStatus | None:
-    """Resolve a dead worker's job: in_doubt if its MailUp call was opened, else queued."""
+def recover(
+    db: Executor, job_id: str, number: int, *, requeue_if_called: bool = False
+) -> JobStatus | None:
+    """Resolve a dead worker's job: in_doubt if its MailUp call was opened, else queued.
+
+    ``requeue_if_called`` (an at-least-once kind) queues it again even after a call.
+    """
     now = utcnow()
     called = db.execute(
         update(Attempt)
@@ -340,7 +388,7 @@ def recover(db: Executor, job_id: str, number: int) -> JobStatus | None:
         )
     ).rowcount  # type: ignore[attr-defined]
     values: dict[str, Any]
-    if called:
+    if called and not requeue_if_called:
         status = JobStatus.IN_DOUBT
         values = {
             "last_error_code": "worker_lost",
@@ -348,7 +396,10 @@ def recover(db: Executor, job_id: str, number: int) -> JobStatus | None:
         }
     else:
         status = JobStatus.QUEUED
-        values = {"attempts": Job.attempts - 1, "run_after": now, "published_at": None}
+        # A run that never called gives its attempt number back; one that did keeps it (its
+        # attempt row stays, marked abandoned).
+        attempts = Job.attempts if called else Job.attempts - 1
+        values = {"attempts": attempts, "run_after": now, "published_at": None}
     moved = db.execute(
         update(Job)
         .where(
@@ -395,6 +446,16 @@ def due_for_publishing(
     return lost
 
 
+def forget_publications(db: Executor) -> int:
+    """The broker lost its messages: every claimable job is due for publishing again."""
+    result = db.execute(
+        update(Job)
+        .where(Job.status.in_(CLAIMABLE), Job.published_at.is_not(None))
+        .values(published_at=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def mark_published(db: Executor, job_ids: list[str]) -> None:
     db.execute(
         update(Job)
@@ -406,3 +467,36 @@ def mark_published(db: Executor, job_ids: list[str]) -> None:
 def counts_by_status(db: Executor) -> dict[str, int]:
     rows = db.execute(select(Job.status, func.count()).group_by(Job.status))
     return {status: count for status, count in rows}
+
+
+# --- operators' actions -------------------------------------------------------------------
+
+
+def move(
+    db: Executor, job_id: str, sources: tuple[JobStatus, ...], target: JobStatus
+) -> int | None:
+    """An operator's move of a job (requeue, cancel): its priority, or None if not moved."""
+    now = utcnow()
+    values: dict[str, Any] = {"status": target, "updated_at": now}
+    if target == JobStatus.QUEUED:
+        values.update(run_after=now, published_at=now, finished_at=None)
+    else:
+        values["finished_at"] = now
+    moved = db.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(sources))
+        .values(**values)
+        .returning(Job.priority)
+    ).first()
+    return None if moved is None else int(moved.priority)
+
+
+# --- facts about the installation ----------------------------------------------------------
+
+
+def get_meta(db: Executor, key: str) -> str | None:
+    return db.scalar(select(LedgerMeta.value).where(LedgerMeta.key == key))
+
+
+def set_meta(db: Connection, key: str, value: str) -> None:
+    upsert(db, LedgerMeta, key=key, value=value)

@@ -1,15 +1,116 @@
-"""MailUp's Console API (OAuth2 Bearer): list details, SMTP+ users and trusted senders.
+"""MailUp's Console API (OAuth2 Bearer): lists, SMTP+ users and trusted senders.
 
-A 401 means the token expired: the client asks for a new one and retries once.
+A 401 means the token expired: the client asks for a new one and retries once. Every call
+counts against the account's 5 calls per second (LIMITS.md), through ``throttle``. Lists of
+things come in pages whose size MailUp chooses: ``pages`` follows the envelope.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from worker.mailup.errors import PermanentError
-from worker.mailup.http import Reply, Timeouts, call
+from worker.mailup.dates import from_mailup
+from worker.mailup.errors import Api, PermanentError
+from worker.mailup.http import Reply, Throttle, Timeouts, call, no_throttle
+
+NOT_CONFIRMED, CONFIRMED, BLOCKED = 0, 1, 2  # a trusted sender's StatusCode
+# Asked of MailUp; it may answer smaller pages, and ``pages`` follows whatever it answers.
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class ListDetails:
+    id: int
+    guid: str
+    name: str
+    owner_email: str
+
+
+@dataclass(frozen=True)
+class TrustedSender:
+    id: str  # IdTrustedSender
+    email: str  # EmailAddress, as MailUp stores it (If-Match must repeat it)
+    status_code: int
+    status: str
+    authorized_at: datetime | None
+
+    @classmethod
+    def from_dto(cls, dto: dict[str, Any]) -> TrustedSender:
+        return cls(
+            id=str(dto["IdTrustedSender"]),
+            email=str(dto["EmailAddress"]),
+            status_code=int(dto["StatusCode"]),
+            status=str(dto.get("StatusDescription") or ""),
+            authorized_at=from_mailup(dto.get("AuthorizationDate")),
+        )
+
+
+@dataclass(frozen=True)
+class NewSmtpUser:
+    trusted_senders: tuple[str, ...] = ()
+    trusted_domains: tuple[str, ...] = ()
+    is_enabled: bool = True
+    note: str = ""
+    priority_code: int | None = None
+
+    def dto(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "IsEnabled": self.is_enabled,
+            "Note": self.note,
+            "TrustedDomains": list(self.trusted_domains),
+            "TrustedSenders": list(self.trusted_senders),
+        }
+        if self.priority_code:
+            body["PriorityCode"] = self.priority_code
+        return body
+
+
+@dataclass(frozen=True)
+class SmtpPlusUser:
+    """An SMTP+ user as creation and password reset answer it, password included."""
+
+    username: str
+    password: str = field(repr=False)
+    list_id: int | None = None
+    is_enabled: bool | None = None
+    priority_code: int | None = None
+    trusted_senders: tuple[str, ...] = ()
+    trusted_domains: tuple[str, ...] = ()
+    server: str | None = None
+
+    @classmethod
+    def from_dto(cls, dto: dict[str, Any]) -> SmtpPlusUser:
+        return cls(
+            username=str(dto["Username"]),
+            password=str(dto["Password"]),
+            list_id=dto.get("IdList"),
+            is_enabled=dto.get("IsEnabled"),
+            priority_code=dto.get("PriorityCode"),
+            trusted_senders=tuple(dto.get("TrustedSenders") or ()),
+            trusted_domains=tuple(dto.get("TrustedDomains") or ()),
+            server=dto.get("SmtpPlusServer"),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the password."""
+        return {
+            "username": self.username,
+            "list_id": self.list_id,
+            "is_enabled": self.is_enabled,
+            "priority_code": self.priority_code,
+            "trusted_senders": list(self.trusted_senders),
+            "trusted_domains": list(self.trusted_domains),
+            "server": self.server,
+        }
+
+
+@dataclass(frozen=True)
+class Priority:
+    code: int
+    name: str
 
 
 class ConsoleClient:
@@ -20,40 +121,48 @@ class ConsoleClient:
         token: Callable[[], str],
         renew: Callable[[str], str],
         timeouts: Timeouts,
+        throttle: Throttle = no_throttle,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._token = token
         self._renew = renew
         self._timeouts = timeouts
+        self._throttle = throttle
 
     # --- lists -------------------------------------------------------------------------
 
-    def list_guid(self, list_id: int) -> str:
-        """The list's ListGuid, from its details (it never changes)."""
-        reply = self._call("GET", f"Console/List/{list_id}", "read list details")
-        guid = reply.body.get("ListGuid")
+    def list_details(self, list_id: int) -> ListDetails:
+        body = self._call("GET", f"Console/List/{list_id}", "read list details").body
+        guid = body.get("ListGuid")
         if not isinstance(guid, str) or not guid:
             raise PermanentError(f"MailUp's details of list {list_id} carry no ListGuid")
-        return guid
+        return ListDetails(
+            id=int(body.get("IdList") or list_id),
+            guid=guid,
+            name=str(body.get("Name") or ""),
+            owner_email=str(body.get("OwnerEmail") or ""),
+        )
 
     # --- SMTP+ users --------------------------------------------------------------------
 
-    def smtp_priorities(self) -> list[dict[str, Any]]:
+    def smtp_priorities(self) -> list[Priority]:
         reply = self._call("GET", "Console/SmtpPlusPriorities", "read SMTP+ priorities")
-        return list(reply.body.get("Data") or [])
+        # A bare JSON array, which http.call hands over as {"Data": [...]}.
+        items = reply.body.get("Data") or []
+        return [Priority(int(p["PriorityCode"]), str(p["PriorityName"])) for p in items]
 
-    def create_smtp_user(self, list_id: int, user: dict[str, Any]) -> dict[str, Any]:
+    def create_smtp_user(self, list_id: int, user: NewSmtpUser) -> SmtpPlusUser:
         """Not idempotent: a lost answer may have created a user."""
         reply = self._call(
             "POST",
             f"Console/List/{list_id}/SmtpPlus",
             "create SMTP+ user",
-            json=user,
+            json=user.dto(),
             idempotent=False,
         )
-        return reply.body
+        return SmtpPlusUser.from_dto(reply.body)
 
-    def reset_smtp_password(self, list_id: int, username: str) -> dict[str, Any]:
+    def reset_smtp_password(self, list_id: int, username: str) -> SmtpPlusUser:
         reply = self._call(
             "POST",
             f"Console/List/{list_id}/SmtpPlus/Reset",
@@ -61,32 +170,50 @@ class ConsoleClient:
             json={"Username": username},
             idempotent=False,
         )
-        return reply.body
+        return SmtpPlusUser.from_dto(reply.body)
 
     # --- trusted senders ----------------------------------------------------------------
 
-    def trust_sender(self, email: str) -> dict[str, Any]:
-        # Asking again re-sends the verification email and resets the status: harmless.
+    def trust_sender(self, email: str) -> TrustedSender:
+        # Asking again re-sends the verification email and resets the status (the caller
+        # decides whether that is wanted): the end state is the same, so retrying is safe.
         reply = self._call("POST", "Console/TrustedSenders", "trust sender", json={"Email": email})
-        return reply.body
+        return TrustedSender.from_dto(reply.body)
 
-    def trusted_senders(self, page: int = 0, size: int = 20) -> dict[str, Any]:
-        reply = self._call(
-            "GET",
-            "Console/TrustedSenders",
-            "list trusted senders",
-            params={"PageNumber": page, "PageSize": size},
-        )
-        return reply.body
+    def trusted_senders(self) -> list[TrustedSender]:
+        items = self.pages("Console/TrustedSenders", "list trusted senders")
+        return [TrustedSender.from_dto(item) for item in items]
 
-    def disable_trusted_sender(self, sender_id: str, email: str) -> dict[str, Any]:
+    def disable_trusted_sender(self, sender: TrustedSender) -> TrustedSender:
+        """If-Match carries the address exactly as MailUp stores it."""
         reply = self._call(
             "DELETE",
-            f"Console/TrustedSenders/{sender_id}",
+            f"Console/TrustedSenders/{sender.id}",
             "disable trusted sender",
-            headers={"If-Match": email},
+            headers={"If-Match": sender.email},
         )
-        return reply.body
+        return TrustedSender.from_dto(reply.body)
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def pages(
+        self, path: str, operation: str, params: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a paged list, page by page, in pages of the size MailUp chooses.
+
+        ``PageNumber`` counts from 0; the envelope's ``Skipped``, ``PageSize`` and
+        ``TotalElementsCount`` say where the next page starts and when to stop.
+        """
+        page = 0
+        while True:
+            query = {**(params or {}), "PageNumber": page, "PageSize": PAGE_SIZE}
+            body = self._call("GET", path, operation, params=query).body
+            items = list(body.get("Items") or [])
+            yield from items
+            seen = int(body.get("Skipped") or 0) + len(items)
+            if not items or seen >= int(body.get("TotalElementsCount") or 0):
+                return
+            page += 1
 
     def _call(
         self, method: str, path: str, operation: str, *, idempotent: bool = True, **kwargs: Any
@@ -113,9 +240,11 @@ class ConsoleClient:
         return call(
             method,
             f"{self._base}/{path}",
+            api=Api.CONSOLE,
             operation=operation,
             timeouts=self._timeouts,
             idempotent=idempotent,
+            throttle=self._throttle,
             headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             **kwargs,
         )

@@ -1,26 +1,75 @@
 """What MailUp answers mean: every documented answer is classified here and nowhere else.
 
 - success: HTTP 2xx with Code 0 (and SMS Code 301: sent and charged, no statistics);
-- permanent: HTTP 400/401/403 or any other application error code — the docs say a
-  retry will fail, so it never happens;
-- transient: connection refused, connect timeout, HTTP 5xx (SMS codes 300 and 302), 429;
-- ambiguous: read timeout or a connection dropped after the request left — MailUp may have
-  acted on it, so a non-idempotent call is never retried blindly.
+- permanent: HTTP 4xx or an application error code: the docs say a retry will fail;
+- account-level: a code that means nothing of the account's channel can go out until
+  someone acts (no SMS credits, a suspended account, a blocked SMTP+ user): the channel
+  pauses instead of failing its backlog job by job;
+- transient, provably not acted on: connection refused, connect timeout, HTTP 429, and
+  503 with Retry-After (a server shedding load before it looks at the request);
+- ambiguous: a read timeout, a connection dropped after the request left, or any other
+  5xx (MailUp's docs never say a 5xx means nothing happened) — unless the call is
+  idempotent, then it is simply transient.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import ClassVar
+
+
+class Api(enum.StrEnum):
+    SMS = "sms"
+    EMAIL = "email"  # transactional email (send.mailup.com)
+    CONSOLE = "console"
+    OAUTH = "oauth"
+
 
 SUCCESS_CODES = frozenset({"0"})
 # SMS answers that mean "sent": 301 is sent and charged, but DeliveryId is 0.
 SMS_SENT_CODES = frozenset({"0", "301"})
 SMS_SENT_WITHOUT_STATISTICS = "301"
-# Transactional email: the SMTP+ user cannot send (not enabled, blocked, blocked until a
-# date, deleted). Every job of the account would fail the same way until that changes.
-SMTP_USER_CANNOT_SEND = frozenset({"103", "104", "105", "112"})
-# Application codes that MailUp answers with HTTP 500: a server-side failure, worth a retry.
-TRANSIENT_CODES = frozenset({"300", "302"})
+
+
+class Condition(enum.StrEnum):
+    """A MailUp answer that job kinds react to, by name rather than by code."""
+
+    LIST_SECRET_INVALID = "list_secret_invalid"
+    # Account-level: the channel pauses.
+    NO_CREDITS = "no_credits"
+    ACCESS_DENIED = "access_denied"
+    NO_SENDER_NAME = "no_sender_name"
+    SMTP_NOT_AUTHORIZED = "smtp_not_authorized"
+    SMTP_USER_DISABLED = "smtp_user_disabled"
+    SMTP_USER_BLOCKED = "smtp_user_blocked"
+    SMTP_USER_BLOCKED_UNTIL = "smtp_user_blocked_until"
+    SMTP_USER_DELETED = "smtp_user_deleted"
+    ACCOUNT_NOT_FOUND = "account_not_found"
+    ACCOUNT_SUSPENDED = "account_suspended"
+    ACCOUNT_DELETED = "account_deleted"
+
+
+_CONDITIONS: dict[Api, dict[str, Condition]] = {
+    Api.SMS: {
+        "103": Condition.LIST_SECRET_INVALID,
+        "104": Condition.NO_SENDER_NAME,
+        "205": Condition.NO_CREDITS,
+        "250": Condition.ACCESS_DENIED,
+    },
+    Api.EMAIL: {
+        "102": Condition.SMTP_NOT_AUTHORIZED,
+        "103": Condition.SMTP_USER_DISABLED,
+        "104": Condition.SMTP_USER_BLOCKED,
+        "105": Condition.SMTP_USER_BLOCKED_UNTIL,
+        "106": Condition.ACCOUNT_NOT_FOUND,
+        "107": Condition.ACCOUNT_SUSPENDED,
+        "108": Condition.ACCOUNT_DELETED,
+        "112": Condition.SMTP_USER_DELETED,
+    },
+}
+ACCOUNT_LEVEL = frozenset(Condition) - {Condition.LIST_SECRET_INVALID}
+# Account-level conditions that concern one list only: jobs on other lists still go out.
+LIST_LEVEL = frozenset({Condition.NO_SENDER_NAME})
 
 
 class MailUpError(Exception):
@@ -29,6 +78,8 @@ class MailUpError(Exception):
     retryable: ClassVar[bool] = False
     # True where MailUp may have acted on the request although we got no answer.
     outcome_unknown: ClassVar[bool] = False
+    # True where nothing of the account's channel can be sent until someone acts.
+    account_level: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -37,40 +88,58 @@ class MailUpError(Exception):
         http_status: int | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        condition: Condition | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.code = code
         self.retry_after = retry_after
+        self.condition = condition
 
 
 class PermanentError(MailUpError):
-    """Bad input, bad credentials, no credits, opt-out…: retrying would fail the same way."""
+    """Bad input, bad credentials, opt-out…: retrying would fail the same way."""
+
+
+class AccountBlocked(PermanentError):
+    """Nothing of this account's channel can be sent until someone acts (no credits, a
+    suspended account, a blocked SMTP+ user): the channel pauses, the job waits."""
+
+    account_level = True
 
 
 class TransientError(MailUpError):
-    """The request was not acted on (or failed on MailUp's side): safe to retry later."""
+    """MailUp provably did not act on the request: safe to try again later."""
 
     retryable = True
 
 
 class AmbiguousError(MailUpError):
-    """The request may have been processed; only an idempotent call may be retried."""
+    """MailUp may have acted on the request: only an idempotent call may be repeated."""
 
     outcome_unknown = True
 
 
 def classify(
-    http_status: int, code: str | None, success_codes: frozenset[str] = SUCCESS_CODES
-) -> type[MailUpError] | None:
-    """Map an HTTP status and MailUp application code to an error class (None: success)."""
-    if http_status == 429 or http_status >= 500 or code in TRANSIENT_CODES:
-        return TransientError
-    if http_status >= 400:
-        return PermanentError
-    if code is not None and code not in success_codes:
-        return PermanentError
+    api: Api,
+    http_status: int,
+    code: str | None,
+    *,
+    idempotent: bool,
+    retry_after: float | None = None,
+    success_codes: frozenset[str] = SUCCESS_CODES,
+) -> tuple[type[MailUpError], Condition | None] | None:
+    """Map an answer to an error class and named condition (None: success)."""
+    if http_status == 429 or (http_status == 503 and retry_after is not None):
+        return TransientError, None
+    if http_status >= 500:
+        return (TransientError if idempotent else AmbiguousError), None
+    condition = _CONDITIONS.get(api, {}).get(code or "")
+    if condition in ACCOUNT_LEVEL:
+        return AccountBlocked, condition
+    if http_status >= 400 or (code is not None and code not in success_codes):
+        return PermanentError, condition
     return None
 
 

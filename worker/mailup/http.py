@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,10 +16,19 @@ from urllib3.exceptions import NewConnectionError
 from worker.mailup.errors import (
     SUCCESS_CODES,
     AmbiguousError,
+    Api,
     TransientError,
     classify,
     parse_retry_after,
 )
+
+# Called right before a request leaves: waits for the account's share of MailUp's API limit.
+Throttle = Callable[[], None]
+
+
+def no_throttle() -> None:
+    """For calls MailUp does not limit per second (the token endpoint, email sends)."""
+
 
 _session: requests.Session | None = None
 _session_pid: int | None = None
@@ -73,9 +83,11 @@ def call(
     method: str,
     url: str,
     *,
+    api: Api,
     operation: str,
     timeouts: Timeouts,
     idempotent: bool,
+    throttle: Throttle = no_throttle,
     success_codes: frozenset[str] = SUCCESS_CODES,
     **kwargs: Any,
 ) -> Reply:
@@ -83,6 +95,7 @@ def call(
 
     ``operation`` names the call in error texts; the URL and body never appear there.
     """
+    throttle()
     try:
         response = session().request(
             method,
@@ -105,9 +118,18 @@ def call(
         raise AmbiguousError(f"{operation}: no answer within {timeouts.read:g}s") from None
     body = _json(response)
     code = _first(body, "Code", "ErrorCode", "error")
-    error = classify(response.status_code, code, success_codes)
-    if error is None:
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    verdict = classify(
+        api,
+        response.status_code,
+        code,
+        idempotent=idempotent,
+        retry_after=retry_after,
+        success_codes=success_codes,
+    )
+    if verdict is None:
         return Reply(response.status_code, code, body)
+    error, condition = verdict
     # SMS, email, Console and OAuth2 each name their error text differently.
     described = _first(body, "Description", "Message", "ErrorDescription", "error_description")
     description = described or response.reason or ""
@@ -117,7 +139,8 @@ def call(
         + (f": {description}" if description else ""),
         http_status=response.status_code,
         code=code,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        retry_after=retry_after,
+        condition=condition,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from requests.auth import HTTPBasicAuth
 
+from worker.mailup.errors import Api
 from worker.mailup.http import Timeouts, call
 
 
@@ -57,6 +58,7 @@ class OAuthClient:
         reply = call(
             "POST",
             self._url,
+            api=Api.OAUTH,
             operation=operation,
             timeouts=self._timeouts,
             idempotent=True,

@@ -1,7 +1,8 @@
 """MailUp's transactional SMS API: send, and the per-list ListSecret (GET / POST / DELETE).
 
 ListSecret calls use HTTP Basic with the console user; sends carry ListGuid and ListSecret
-in the body and no auth header.
+in the body and no auth header. Sends count against MailUp's 30 calls per second, ListSecret
+calls against the account's 5 per second for every other method (LIMITS.md).
 """
 
 from __future__ import annotations
@@ -11,11 +12,30 @@ from typing import Any
 
 from requests.auth import HTTPBasicAuth
 
-from worker.mailup.errors import SMS_SENT_CODES, SMS_SENT_WITHOUT_STATISTICS
-from worker.mailup.http import Reply, Timeouts, call
+from worker.mailup.errors import SMS_SENT_CODES, SMS_SENT_WITHOUT_STATISTICS, Api
+from worker.mailup.http import Reply, Throttle, Timeouts, call, no_throttle
 
 # Past this many characters MailUp's sending engine truncates the text.
 SMS_MAX_CHARS = 670
+# The GSM 03.38 alphabet (basic set and extension table): what an SMS without isUnicode
+# can carry. Anything else is lost or replaced on the way to the phone.
+GSM_CHARACTERS = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+    "\f^{}\\[~]|€"
+)
+
+
+def merged_text(content: str, dynamic_fields: dict[str, str]) -> str:
+    """The text MailUp sends: each ``[Name]`` replaced by its DynamicFields value."""
+    for name, value in dynamic_fields.items():
+        content = content.replace(f"[{name}]", value)
+    return content
+
+
+def outside_gsm(text: str) -> str:
+    """The characters of ``text`` an SMS without isUnicode cannot carry, in order, once each."""
+    return "".join(dict.fromkeys(c for c in text if c not in GSM_CHARACTERS))
 
 
 @dataclass(frozen=True)
@@ -75,20 +95,26 @@ class SmsClient:
         username: str,
         password: str,
         timeouts: Timeouts,
+        send_throttle: Throttle = no_throttle,
+        api_throttle: Throttle = no_throttle,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._account_id = account_id
         self._auth = HTTPBasicAuth(username, password)
         self._timeouts = timeouts
+        self._send_throttle = send_throttle
+        self._api_throttle = api_throttle
 
     def send(self, message: SmsMessage) -> SmsSent:
         """POST sms/{account}/{list}. Not idempotent: a lost answer is ambiguous."""
         reply = call(
             "POST",
             f"{self._base}/sms/{self._account_id}/{message.list_id}",
+            api=Api.SMS,
             operation="send SMS",
             timeouts=self._timeouts,
             idempotent=False,
+            throttle=self._send_throttle,
             success_codes=SMS_SENT_CODES,
             json=message.body(),
         )
@@ -127,9 +153,11 @@ class SmsClient:
         return call(
             method,
             f"{self._base}/lists/{list_id}/listsecret",
+            api=Api.SMS,
             operation=operation,
             timeouts=self._timeouts,
             idempotent=True,
+            throttle=self._api_throttle,
             auth=self._auth,
             **kwargs,
         )

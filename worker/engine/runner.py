@@ -1,6 +1,7 @@
 """One run of one job: claim → gate (pause, send rate) → execute → classify → record.
 
-Knows nothing of Celery: the task hands it a ``publish`` function for retries.
+Knows nothing of Celery, nor of any job kind by name: the task hands it the registry of
+kinds and a ``publish`` function for retries.
 """
 
 from __future__ import annotations
@@ -10,23 +11,23 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from worker.engine import pauses
+from worker.engine.kind import JobContext, JobKind, Publish, Refused, Result, Waiting
+from worker.engine.ratelimit import RateLimiter
+from worker.engine.retry import backoff
 from worker.errors import ConfigurationError
-from worker.jobs import pauses
-from worker.jobs.base import JobContext, JobKind, Publish, Result, Waiting
-from worker.jobs.registry import KINDS
-from worker.jobs.retry import backoff
 from worker.ledger import store
 from worker.ledger.db import connection, single_statement
 from worker.ledger.models import AttemptOutcome, JobStatus, utcnow
 from worker.mailup.errors import MailUpError
-from worker.ratelimit import RateLimiter
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 # Broker countdowns stay well under Redis's visibility timeout (an hour); longer delays are
 # published by the sweeper when due.
 MAX_COUNTDOWN = 300.0
-# A wait for the rate limiter shorter than this is slept in place; longer ones release the job.
+# A wait for the send rate shorter than this is slept in place; longer ones release the job.
 MAX_THROTTLE_SLEEP = 2.0
 
 
@@ -42,7 +43,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
 
-def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publish) -> str | None:
+def run(
+    job_id: str,
+    *,
+    settings: Settings,
+    kinds: Mapping[str, JobKind],
+    limiter: RateLimiter,
+    publish: Publish,
+) -> str | None:
     """Run the job if it is ours to run; return the status it ended in (None: not ours)."""
     worker = worker_name()
     with single_statement(settings.ledger_url) as db:
@@ -52,29 +60,31 @@ def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publi
         return None
     started = utcnow()
     context = JobContext(settings, claim, worker)
-    kind = KINDS.get(claim.kind)
+    kind = kinds.get(claim.kind)
+    payload: Any = None
     try:
         if kind is None:
             raise ConfigurationError(f"this worker does not know job kind {claim.kind!r}")
-        later = _gate(kind, context, limiter)
+        payload = kind.payload.model_validate(claim.payload)
+        later = _gate(kind, payload, context, limiter)
         if later:
             return _release(context, later, publish)
-        result = kind.execute(context, kind.payload.model_validate(claim.payload))
+        result = kind.execute(context, payload)
     except Waiting as waiting:
+        if context.called:  # a kind's slip: after a call, waiting is retrying
+            return _retry_at(context, started, publish, waiting.until, error=waiting.reason)
         return _release(context, waiting.until, publish, waiting.reason)
-    except pauses.ChannelPaused as paused:
-        # Not the job's fault: it waits for the account, then runs again.
-        return _retry_at(
-            context, started, publish, paused.resume_at, exc=paused.error, error=paused.reason
-        )
     except MailUpError as exc:
-        return _failed_call(context, exc, started, publish)
+        assert kind is not None  # no MailUp call happens without a kind
+        return _failed_call(kind, payload, context, exc, started, publish)
+    except Refused as refused:
+        return _finish(context, started, JobStatus.FAILED, code=refused.code, error=refused.reason)
     except (ConfigurationError, ValidationError) as exc:
         # Nothing a retry can mend: the operator fixes the setting, then re-queues.
         return _finish(context, started, JobStatus.FAILED, code="configuration", error=str(exc))
     except OperationalError as exc:
         if context.called:
-            raise  # the outcome write is what failed; _record already waited for the database
+            raise  # the database failed mid-call: the sweeper decides, once the lease ends
         # The database went away before MailUp was called: nothing was sent, try again.
         log.warning("job %s: ledger unreachable before the call (%s)", job_id, type(exc).__name__)
         return _retry(context, started, publish, code="database", error=type(exc).__name__)
@@ -82,23 +92,30 @@ def run(job_id: str, *, settings: Settings, limiter: RateLimiter, publish: Publi
         log.exception("job %s: unexpected error", job_id)
         status = JobStatus.IN_DOUBT if context.called else JobStatus.FAILED
         return _finish(context, started, status, code="internal", error=type(exc).__name__)
-    return _succeeded(context, result, started)
+    return _succeeded(context, result, started, lift=_channel_kinds(kinds, kind))
 
 
-def _gate(kind: JobKind, context: JobContext, limiter: RateLimiter) -> datetime | None:
-    """When the job may run, if not now: its channel is paused, or the send rate is spent."""
+def _channel_kinds(kinds: Mapping[str, JobKind], kind: JobKind) -> list[str]:
+    """The kinds that share ``kind``'s channel: a pause of it holds them all."""
+    return [name for name, other in kinds.items() if kind.channel and other.channel == kind.channel]
+
+
+def _gate(
+    kind: JobKind, payload: Any, context: JobContext, limiter: RateLimiter
+) -> datetime | None:
+    """When the job may run, if not now: its channel is paused, or its send rate is spent."""
     if kind.channel is None:
         return None
     settings, account = context.settings, context.claim.account
-    paused_until = pauses.resume_at(settings, account, kind.channel)
-    if paused_until:
-        # A little jitter so the waiting jobs do not all come back in the same second.
-        return paused_until + timedelta(seconds=random.uniform(0, 10))
-    per_hour: int = getattr(context.account, f"{kind.channel}_per_hour")
+    gate = pauses.gate(settings, account, kind.scopes(payload), context.claim.job_id)
+    if gate.wait_until:
+        return pauses.jitter(gate.wait_until)
+    context.probe = gate.probe
+    per_hour = kind.channel.per_hour(context.account)
     if not per_hour:
         return None
-    key = f"{account}:{kind.channel}"
-    while (wait := limiter.try_acquire(key, per_hour)) and wait <= MAX_THROTTLE_SLEEP:
+    key, interval = f"{account}:{kind.channel.name}", 3600.0 / per_hour
+    while (wait := limiter.try_acquire(key, interval)) and wait <= MAX_THROTTLE_SLEEP:
         time.sleep(wait)
     if not wait:
         return None
@@ -128,7 +145,9 @@ def _countdown(run_after: datetime) -> float | None:
     return max(delay, 0) if delay <= MAX_COUNTDOWN else None
 
 
-def _succeeded(context: JobContext, result: Result, started: datetime) -> str:
+def _succeeded(context: JobContext, result: Result, started: datetime, lift: list[str]) -> str:
+    """Record the success; a probe's success also ends its pause and wakes ``lift`` kinds."""
+
     def write(db: Connection) -> None:
         store.close_attempt(
             db,
@@ -143,25 +162,66 @@ def _succeeded(context: JobContext, result: Result, started: datetime) -> str:
             result.record(db)
         store.settle(db, context.claim, status=JobStatus.SUCCEEDED, outcome=result.outcome)
 
-    _record(context, write)
+    try:
+        _record(context, write)
+    except Exception as exc:
+        # MailUp has answered; a job left "running" would be guessed at by the sweeper.
+        log.exception("job %s: its outcome could not be recorded", context.claim.job_id)
+        reason = f"MailUp answered, but the outcome could not be recorded: {_brief(exc)}"
+        _finish(context, started, JobStatus.IN_DOUBT, code="record_failed", error=reason)
+        return JobStatus.IN_DOUBT
+    if context.probe:
+        # The probe went through: the account can send again.
+        pauses.lift(context.settings, context.claim.account, context.probe, lift)
     return JobStatus.SUCCEEDED
 
 
-def _failed_call(context: JobContext, exc: MailUpError, started: datetime, publish: Publish) -> str:
-    claim, settings = context.claim, context.settings
-    if exc.outcome_unknown:
+def _failed_call(
+    kind: JobKind,
+    payload: Any,
+    context: JobContext,
+    exc: MailUpError,
+    started: datetime,
+    publish: Publish,
+) -> str:
+    if exc.account_level and kind.channel:
+        return _pause(kind, payload, context, exc, started, publish)
+    at_least_once = kind.delivery_for(context.account) == "at_least_once"
+    if exc.outcome_unknown and not at_least_once:
         return _finish(context, started, JobStatus.IN_DOUBT, exc=exc)
-    if not exc.retryable:
+    if not (exc.retryable or exc.outcome_unknown):
         return _finish(context, started, JobStatus.FAILED, exc=exc)
-    if claim.number >= settings.max_attempts:
-        return _finish(
-            context,
-            started,
-            JobStatus.FAILED,
-            exc=exc,
-            error=f"gave up after {claim.number} attempts: {exc.message}",
-        )
+    if _attempts_spent(context) >= context.settings.max_attempts:
+        # After an unknown outcome "failed" would claim nothing was sent: it may have been.
+        status = JobStatus.IN_DOUBT if exc.outcome_unknown else JobStatus.FAILED
+        error = f"gave up after {context.claim.number} attempts: {exc.message}"
+        return _finish(context, started, status, exc=exc, error=error)
     return _retry(context, started, publish, exc=exc)
+
+
+def _attempts_spent(context: JobContext) -> int:
+    """This run's attempt number, less the runs that only met a paused account."""
+    with connection(context.settings.ledger_url) as db:
+        paused = store.count_attempts(db, context.claim.job_id, AttemptOutcome.PAUSED)
+    return context.claim.number - paused
+
+
+def _pause(
+    kind: JobKind,
+    payload: Any,
+    context: JobContext,
+    exc: MailUpError,
+    started: datetime,
+    publish: Publish,
+) -> str:
+    """The account cannot send on this channel: pause it; this job waits with the rest."""
+    assert kind.channel is not None
+    settings, account = context.settings, context.claim.account
+    until = kind.channel.on_pause(context, exc) if kind.channel.on_pause else None
+    scope = pauses.scope_for(kind, payload, exc)
+    pauses.pause(settings, account, scope, reason=exc.message, condition=exc.condition, until=until)
+    resume_at = pauses.jitter(until or utcnow() + pauses.PARKED)
+    return _retry_at(context, started, publish, resume_at, exc=exc, attempt=AttemptOutcome.PAUSED)
 
 
 def _retry(
@@ -191,9 +251,10 @@ def _retry_at(
     publish: Publish,
     run_after: datetime,
     *,
-    exc: MailUpError | None,
+    exc: MailUpError | None = None,
     error: str | None = None,
     code: str | None = None,
+    attempt: AttemptOutcome = AttemptOutcome.TRANSIENT,
 ) -> str:
     countdown = _countdown(run_after)
     _finish(
@@ -205,6 +266,7 @@ def _retry_at(
         error=error,
         run_after=run_after,
         publish=countdown is not None,
+        attempt=attempt,
     )
     if countdown is not None:
         publish(context.claim.job_id, context.claim.priority, countdown)
@@ -228,6 +290,7 @@ def _finish(
     error: str | None = None,
     run_after: datetime | None = None,
     publish: bool = True,
+    attempt: AttemptOutcome | None = None,
 ) -> str:
     if exc is not None:
         code = code or exc.code or (f"http_{exc.http_status}" if exc.http_status else "network")
@@ -238,7 +301,7 @@ def _finish(
             db,
             context.claim,
             worker=context.worker,
-            outcome=_ATTEMPT_OUTCOME[status],
+            outcome=attempt or _ATTEMPT_OUTCOME[status],
             started_at=started,
             http_status=exc.http_status if exc else None,
             code=exc.code if exc else None,  # MailUp's code only; ours is on the job
@@ -282,3 +345,9 @@ def _record(
             log.warning("ledger unreachable; retrying the write in %.1fs", delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception in one line, for the ledger: its type and the first line of its text."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

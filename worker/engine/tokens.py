@@ -18,7 +18,6 @@ import redis
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from worker.jobs.clients import oauth_client
 from worker.ledger.crypto import SecretBox, secret_box
 from worker.ledger.db import connection
 from worker.ledger.models import OAuthToken
@@ -173,7 +172,7 @@ class AccessTokens:
             return token
 
 
-def access_tokens(settings: Settings) -> AccessTokens:
+def access_tokens(settings: Settings, client: Callable[[str], OAuthClient]) -> AccessTokens:
     """The token source for this process: Redis when the broker is Redis, else the ledger."""
     box = secret_box(settings)
     store: TokenStore
@@ -181,4 +180,4 @@ def access_tokens(settings: Settings) -> AccessTokens:
         store = RedisTokenStore(redis.Redis.from_url(settings.broker_url), box)
     else:
         store = LedgerTokenStore(settings.ledger_url, box)
-    return AccessTokens(store, lambda account: oauth_client(settings, account))
+    return AccessTokens(store, client)

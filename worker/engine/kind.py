@@ -1,0 +1,173 @@
+"""What a job kind declares about itself, and what the runner hands it while it runs.
+
+A job kind is one module in ``worker.jobs``: a pydantic payload (validated at the door and
+again when loaded), ``execute`` making the MailUp calls, and a ``JobKind`` naming the rest —
+the rows it stages beside the job, its audit view, its channel, its delivery policy and its
+beat polls. ``worker.jobs.registry`` lists them; the engine knows none by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from worker.ledger import store
+from worker.ledger.db import single_statement
+from worker.ledger.models import Job
+from worker.mailup.errors import MailUpError
+from worker.settings import AccountSettings, Delivery, Settings
+
+# Hands a job id to the broker: (job id, priority, countdown seconds) → published or not.
+Publish = Callable[[str, int, float | None], bool]
+
+
+class FieldError(ValueError):
+    """A check that spans fields, naming the field to blame (pydantic would name none)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class Waiting(Exception):
+    """The job cannot run yet (e.g. a trusted sender is unconfirmed): back to the queue
+    until ``until``, without spending an attempt; ``reason`` is shown on the job.
+
+    Raise it only before ``JobContext.calling``: after a call, a wait is a retry.
+    """
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
+class Refused(Exception):
+    """The job cannot be done as asked, found before any MailUp call (e.g. a sender that is
+    blocked): it fails with ``code`` and ``reason``, never retried."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Payload(BaseModel):
+    """Base of every job payload: immutable, unknown fields refused, never a secret."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass
+class Result:
+    """A successful run: the job's outcome summary, and what to write beside it.
+
+    ``record`` runs in the same transaction that marks the job succeeded.
+    """
+
+    outcome: dict[str, Any] | None
+    record: Callable[[Connection], object] | None = None
+    http_status: int | None = None
+    code: str | None = None
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    claim: store.Claim
+    worker: str
+    called: bool = False
+    # The paused scope this run probes (its success ends the pause), if any.
+    probe: str | None = None
+
+    @property
+    def account(self) -> AccountSettings:
+        return self.settings.account(self.claim.account)
+
+    def calling(self) -> None:
+        """Commit "a call is being made" before a request that may change MailUp's state.
+
+        If the worker dies after this, the sweeper marks the job in_doubt instead of
+        sending it again.
+        """
+        if not self.called:
+            with single_statement(self.settings.ledger_url) as db:
+                store.open_attempt(db, self.claim, worker=self.worker)
+            self.called = True
+
+
+@dataclass(frozen=True)
+class ProbeVerdict:
+    """What a channel's probe learnt of a paused account: it may send again (``clear``),
+    from a date on (``until``), or not yet (neither)."""
+
+    clear: bool = False
+    until: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Channel:
+    """An account's way out to MailUp that has a purchased speed and can be paused.
+
+    ``probe`` asks MailUp, without sending, whether a paused account may send again (beat
+    runs it); without one, beat lets one waiting job through as the probe. ``on_pause``
+    learns, when a job meets an account-level answer, until when the pause lasts.
+    """
+
+    name: str
+    probe: Callable[[Settings, str], ProbeVerdict] | None = None
+    on_pause: Callable[[JobContext, MailUpError], datetime | None] | None = None
+
+    def per_hour(self, account: AccountSettings) -> int:
+        value: int = getattr(account, f"{self.name}_per_hour")
+        return value
+
+
+@dataclass(frozen=True)
+class Poll:
+    """A beat task of a kind: ``run(settings)`` every ``every(settings)`` seconds."""
+
+    name: str
+    every: Callable[[Settings], float]
+    run: Callable[[Settings], int]
+
+
+def describe_outcome(session: Session, job: Job) -> dict[str, Any]:
+    """The audit view of a kind whose job outcome says it all."""
+    return dict(job.outcome or {})
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    payload: type[Payload]
+    execute: Callable[[JobContext, Any], Result]
+    describe: Callable[[Session, Job], dict[str, Any]] = describe_outcome
+    channel: Channel | None = None
+    # When the answer to a call that changes something is lost (see Delivery).
+    delivery: Delivery = "at_most_once"
+    # (session, job id, payload, extras) → rows kept beside the job, in the enqueue
+    # transaction (e.g. attachment bytes, which never go into the payload).
+    stage: Callable[[Session, str, Any, Any], None] | None = None
+    # A narrower pause scope than the channel for this payload (e.g. its list), if any.
+    sub_scope: Callable[[Any], str | None] | None = None
+    polls: tuple[Poll, ...] = ()
+
+    def delivery_for(self, account: AccountSettings) -> Delivery:
+        return account.delivery.get(self.name, self.delivery)
+
+    def scopes(self, payload: Any) -> tuple[str, ...]:
+        """The pause scopes a job is subject to, widest first."""
+        if self.channel is None:
+            return ()
+        narrower = self.sub_scope(payload) if self.sub_scope else None
+        channel = self.channel.name
+        return (channel, f"{channel}:{narrower}") if narrower else (channel,)

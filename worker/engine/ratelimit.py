@@ -1,0 +1,126 @@
+"""Rates shared by every worker on every host, per MailUp account: the purchased speed of a
+channel (messages per hour) and MailUp's own API limits (calls per second).
+
+The algorithm is GCRA with no burst: each key keeps one number, the theoretical arrival
+time (TAT) of the next allowed call, one interval after the last. Two ways to use it:
+
+- ``try_acquire``: take the slot if it is free now, else say how long to wait (a job that
+  would wait long goes back to the queue rather than hold a worker);
+- ``reserve``: take the next free slot, however near, and say when it comes (a MailUp call
+  about to leave waits for its turn: the waits are short, a few calls long).
+
+With Redis each check-and-move is one Lua script on Redis's clock; without Redis it is one
+conditional UPDATE in the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import redis
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from worker.ledger.db import connection
+from worker.ledger.models import RateLimit
+from worker.settings import Settings
+
+_NOW = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+"""
+_TRY_ACQUIRE = (
+    _NOW
+    + """
+if tat > now then
+  return tostring(tat - now)
+end
+redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000) + 1000)
+return '0'
+"""
+)
+_RESERVE = (
+    _NOW
+    + """
+if tat < now then
+  tat = now
+end
+redis.call('SET', KEYS[1], tostring(tat + interval),
+           'PX', math.ceil((tat + interval - now) * 1000) + 1000)
+return tostring(tat - now)
+"""
+)
+
+
+class RateLimiter(Protocol):
+    def try_acquire(self, key: str, interval: float) -> float:
+        """Take ``key``'s slot if free now: 0.0 if taken, else seconds until it frees."""
+
+    def reserve(self, key: str, interval: float) -> float:
+        """Take ``key``'s next slot: seconds until it comes (0.0: now)."""
+
+
+class RedisRateLimiter:
+    def __init__(self, client: redis.Redis, prefix: str = "mailup-jobs:rate:") -> None:
+        self._try_acquire = client.register_script(_TRY_ACQUIRE)
+        self._reserve = client.register_script(_RESERVE)
+        self._prefix = prefix
+
+    def try_acquire(self, key: str, interval: float) -> float:
+        return float(self._try_acquire(keys=[self._prefix + key], args=[interval]))
+
+    def reserve(self, key: str, interval: float) -> float:
+        return float(self._reserve(keys=[self._prefix + key], args=[interval]))
+
+
+class SqlRateLimiter:
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+
+    def try_acquire(self, key: str, interval: float) -> float:
+        now = time.time()
+        with connection(self._url) as db:
+            granted = db.execute(
+                update(RateLimit)
+                .where(RateLimit.key == key, RateLimit.tat <= now)
+                .values(tat=now + interval)
+            ).rowcount
+            if granted:
+                return 0.0
+            tat = db.scalar(select(RateLimit.tat).where(RateLimit.key == key))
+            if tat is not None:
+                return max(tat - now, 0.001)
+        return 0.0 if self._create(key, now + interval) else self.try_acquire(key, interval)
+
+    def reserve(self, key: str, interval: float) -> float:
+        now = time.time()
+        start = case((RateLimit.tat > now, RateLimit.tat), else_=now)
+        with connection(self._url) as db:
+            tat = db.scalar(
+                update(RateLimit)
+                .where(RateLimit.key == key)
+                .values(tat=start + interval)
+                .returning(RateLimit.tat)
+            )
+        if tat is not None:
+            return max(float(tat) - interval - now, 0.0)
+        return 0.0 if self._create(key, now + interval) else self.reserve(key, interval)
+
+    def _create(self, key: str, tat: float) -> bool:
+        """The key's first slot; False when another worker made the row first."""
+        try:
+            with connection(self._url) as db:
+                db.execute(insert(RateLimit).values(key=key, tat=tat))
+        except IntegrityError:
+            return False
+        return True
+
+
+def limiter_for(settings: Settings) -> RateLimiter:
+    """Redis when the broker is Redis (shared by every host), else the ledger."""
+    if settings.broker_is_redis:
+        return RedisRateLimiter(redis.Redis.from_url(settings.broker_url))
+    return SqlRateLimiter(settings.ledger_url)

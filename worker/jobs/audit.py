@@ -1,0 +1,84 @@
+"""Reading the ledger: a job with its attempts and its kind's view of the outcome, the
+newest jobs, counts per status. ``producers.audit`` offers these to applications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from worker.jobs.registry import KINDS
+from worker.ledger import store
+from worker.ledger.db import transaction
+from worker.ledger.models import Attempt, Job
+from worker.settings import Settings
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def get_job(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    """The job with its attempts and outcome, or None if there is no such job."""
+    with transaction(settings.ledger_url) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        attempts = session.scalars(
+            select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number)
+        )
+        kind = KINDS.get(job.kind)
+        return {
+            **_summary(job),
+            "payload": job.payload,
+            "attempts": [
+                {
+                    "number": a.number,
+                    "outcome": a.outcome,
+                    "http_status": a.http_status,
+                    "mailup_code": a.mailup_code,
+                    "error": a.error,
+                    "worker": a.worker,
+                    "started_at": _iso(a.started_at),
+                    "duration_ms": a.duration_ms,
+                }
+                for a in attempts
+            ],
+            "outcome": kind.describe(session, job) if kind else job.outcome,
+        }
+
+
+def list_jobs(
+    settings: Settings, *, status: str | None = None, kind: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The newest jobs first, optionally of one status and kind."""
+    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if status:
+        query = query.where(Job.status == status)
+    if kind:
+        query = query.where(Job.kind == kind)
+    with transaction(settings.ledger_url) as session:
+        return [_summary(job) for job in session.scalars(query)]
+
+
+def status_counts(settings: Settings) -> dict[str, int]:
+    with transaction(settings.ledger_url) as session:
+        return store.counts_by_status(session)
+
+
+def _summary(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "account": job.account,
+        "status": job.status,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "attempt_count": job.attempts,
+        "last_error_code": job.last_error_code,
+        "last_error": job.last_error,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "finished_at": _iso(job.finished_at),
+    }
