@@ -67,8 +67,6 @@ def main() -> None:
     )
     try:
         _wait(lambda: _get("/_sandbox/journal") is not None, "sandbox")
-        # Nor MailUp's per-second caps, for the baseline as for the system.
-        requests.post(f"{SANDBOX}/_sandbox/limits", json={"sms_per_second": 0}, timeout=5)
         results = {ms: _measure(args, ms, sandbox.pid) for ms in args.latency_ms}
     finally:
         sandbox.terminate()
@@ -187,6 +185,8 @@ def _run(
     redis.Redis.from_url(args.redis).flushdb()
     requests.post(f"{SANDBOX}/_sandbox/reset", timeout=5)
     requests.post(f"{SANDBOX}/_sandbox/faults", json={"latency_ms": latency_ms}, timeout=5)
+    # Nor MailUp's per-second caps, for the baseline as for the system.
+    requests.post(f"{SANDBOX}/_sandbox/limits", json={"sms_per_second": 0}, timeout=5)
     print(f"{name}: queueing {args.jobs} jobs…", flush=True)
     last_finished = load(args.jobs)
     app = "bench.baseline" if name == "baseline" else "worker.app"

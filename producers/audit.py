@@ -9,9 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from worker.jobs import audit
-from worker.ledger import store
-from worker.ledger.db import transaction
-from worker.ledger.models import JobStatus
 from worker.publish import publish
 from worker.settings import get_settings
 
@@ -34,22 +31,9 @@ def status_counts() -> dict[str, int]:
 
 def requeue(job_id: str) -> bool:
     """Run a failed or in_doubt job again — the operator has checked it was not sent."""
-    with transaction(get_settings().ledger_url) as session:
-        priority = store.move(
-            session, job_id, (JobStatus.FAILED, JobStatus.IN_DOUBT), JobStatus.QUEUED
-        )
-    if priority is None:
-        return False
-    if not publish(job_id, priority, None):
-        with transaction(get_settings().ledger_url) as session:
-            store.mark_unpublished(session, job_id)  # the sweeper publishes it
-    return True
+    return audit.requeue(get_settings(), job_id, publish)
 
 
 def cancel(job_id: str) -> bool:
     """Stop a job that has not run yet (queued or waiting for a retry)."""
-    with transaction(get_settings().ledger_url) as session:
-        moved = store.move(
-            session, job_id, (JobStatus.QUEUED, JobStatus.RETRYING), JobStatus.CANCELLED
-        )
-    return moved is not None
+    return audit.cancel(get_settings(), job_id)

@@ -200,3 +200,40 @@ def test_waiting_for_a_pause_publishes_nothing_to_the_broker(
     assert run_once(first, recorder) == "retrying"
     assert run_once(second, recorder) == "queued"
     assert recorder.published == []
+
+
+def test_wrong_console_credentials_pause_sms_rather_than_fail_it(
+    sandbox: Sandbox, env: Env
+) -> None:
+    from sandbox.state import list_guid
+    from worker.jobs import list_credentials
+    from worker.ledger.db import connection
+
+    # Given a list whose GUID the ledger knows but whose secret the worker must read from
+    # MailUp (HTTP Basic with the console user), and a wrong console password
+    sandbox.create_list_secret(1)
+    settings = get_settings()
+    with connection(settings.ledger_url) as db:
+        keys = list_credentials.ListKeys(list_guid(1), None)
+        list_credentials.save(db, settings, "default", 1, keys)
+    env.set(MAILUP_PASSWORD="not-the-password")
+    job_id = _sms(1)
+
+    # Then MailUp's 250 (access denied) pauses the account's SMS: nothing can go out
+    assert run_once(job_id) == "retrying"
+    assert job(job_id)["attempts"][0]["mailup_code"] == "250"
+    [paused] = pauses.listing(get_settings())
+    assert (paused.scope, paused.condition) == ("sms", "access_denied")
+    assert sandbox.deliveries() == []
+
+
+def test_a_console_password_refused_by_oauth_pauses_sms_too(sandbox: Sandbox, env: Env) -> None:
+    # Reading the list's GUID needs an OAuth2 token: the password grant is refused
+    sandbox.create_list_secret(1)
+    env.set(MAILUP_PASSWORD="not-the-password")
+    job_id = _sms(1)
+
+    assert run_once(job_id) == "retrying"
+    assert job(job_id)["attempts"][0]["mailup_code"] == "invalid_grant"
+    [paused] = pauses.listing(get_settings())
+    assert (paused.scope, paused.condition) == ("sms", "access_denied")

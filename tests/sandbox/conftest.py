@@ -23,6 +23,14 @@ AUTH = (DEFAULT_USERNAME, DEFAULT_PASSWORD)
 GUIDS = {n: list_guid(n) for n in (1, 2, 3)}
 CLIENT = {"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}
 SMTP_USER = {"Username": DEFAULT_SMTP_USER, "Secret": DEFAULT_SMTP_SECRET}
+# A minimal SendMessage body that the sandbox accepts.
+SEND_MESSAGE = {
+    "User": SMTP_USER,
+    "Subject": "hi",
+    "Html": {"Body": "<p>hi</p>"},
+    "From": {"Email": "sender@example.com"},
+    "To": [{"Email": "rcpt@example.org"}],
+}
 
 
 def password_grant(sb: Sandbox, **overrides: str) -> requests.Response:

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from sandbox import Sandbox
-from tests.sandbox.conftest import AUTH, SMTP_USER
+from tests.sandbox.conftest import AUTH, SEND_MESSAGE
 
 
 def test_429_has_retry_after(sb: Sandbox, send, ctl) -> None:
@@ -143,13 +143,7 @@ def test_error_after_applies_console_and_email_changes(sb: Sandbox, console, ctl
     r = console("POST", "Console/TrustedSenders", json={"Email": "late@shop.example"})
     assert r.status_code in (500, 502, 504)
     assert "late@shop.example" in [s["email"] for s in sb.trusted_senders()]
-    body = {
-        "User": SMTP_USER,
-        "Subject": "hi",
-        "Html": {"Body": "<p>hi</p>"},
-        "From": {"Email": "sender@example.com"},
-        "To": [{"Email": "rcpt@example.org"}],
-    }
+    body = SEND_MESSAGE
     r = requests.post(f"{sb.send_url}/messages/sendmessage", json=body, timeout=5)
     assert r.status_code in (500, 502, 504)
     assert len(sb.emails()) == 1

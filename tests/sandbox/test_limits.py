@@ -9,7 +9,7 @@ import requests
 
 from sandbox import Sandbox
 from sandbox.limits import CONSOLE, SMS, Limits, LimitSettings, Refusal
-from tests.sandbox.conftest import AUTH, SMTP_USER, password_grant
+from tests.sandbox.conftest import AUTH, SEND_MESSAGE, SMTP_USER, password_grant
 
 
 def console_429(calls: int, cap: int = 5) -> dict[str, str]:
@@ -109,13 +109,7 @@ def test_sms_sends_capped_at_30_per_second(sb: Sandbox, payload, ctl) -> None:
 
 
 def test_uncounted_calls(sb: Sandbox, ctl) -> None:
-    body = {
-        "User": SMTP_USER,
-        "Subject": "hi",
-        "Html": {"Body": "<p>hi</p>"},
-        "From": {"Email": "sender@example.com"},
-        "To": [{"Email": "rcpt@example.org"}],
-    }
+    body = SEND_MESSAGE
     for _ in range(8):  # purchased speed, not a per-second cap
         r = requests.post(f"{sb.send_url}/messages/sendmessage", json=body, timeout=5)
         assert r.status_code == 200

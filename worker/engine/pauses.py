@@ -124,14 +124,17 @@ def pause(
     )
 
 
-def lift(settings: Settings, account: str, scope: str, kinds: Iterable[str]) -> bool:
-    """End the pause of ``scope`` and of every narrower scope in it; wake their jobs."""
+def lift(
+    settings: Settings, account: str, scope: str, kinds: Iterable[str], *, narrower: bool = True
+) -> bool:
+    """End the pause of ``scope`` (and, for an operator, of every narrower scope in it, such
+    as its lists); wake the waiting jobs of ``kinds``."""
+    which = ChannelPause.channel == scope
+    if narrower:
+        which = or_(which, ChannelPause.channel.like(f"{scope}:%"))
     with connection(settings.ledger_url) as db:
         removed = db.execute(
-            delete(ChannelPause).where(
-                ChannelPause.account == account,
-                or_(ChannelPause.channel == scope, ChannelPause.channel.like(f"{scope}:%")),
-            )
+            delete(ChannelPause).where(ChannelPause.account == account, which)
         ).rowcount
         store.wake(db, account, list(kinds))
     _cache.clear()
@@ -235,7 +238,7 @@ def probe_due(settings: Settings, kinds: Mapping[str, JobKind]) -> int:
             continue
         verdict = channel.probe(settings, item.account)
         if verdict.clear:
-            ended += lift(settings, item.account, item.scope, list(members))
+            ended += lift(settings, item.account, item.scope, list(members), narrower=False)
             continue
         pause(
             settings,

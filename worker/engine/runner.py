@@ -172,7 +172,7 @@ def _succeeded(context: JobContext, result: Result, started: datetime, lift: lis
         return JobStatus.IN_DOUBT
     if context.probe:
         # The probe went through: the account can send again.
-        pauses.lift(context.settings, context.claim.account, context.probe, lift)
+        pauses.lift(context.settings, context.claim.account, context.probe, lift, narrower=False)
     return JobStatus.SUCCEEDED
 
 

@@ -1,5 +1,6 @@
-"""Reading the ledger: a job with its attempts and its kind's view of the outcome, the
-newest jobs, counts per status. ``producers.audit`` offers these to applications."""
+"""Reading the ledger — a job with its attempts and its kind's view of the outcome, the
+newest jobs, counts per status — and an operator's moves of a job. ``producers.audit``
+offers these to applications."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from worker.engine.kind import Publish
 from worker.jobs.registry import KINDS
 from worker.ledger import store
 from worker.ledger.db import transaction
-from worker.ledger.models import Attempt, Job
+from worker.ledger.models import Attempt, Job, JobStatus
 from worker.settings import Settings
 
 
@@ -65,6 +67,29 @@ def list_jobs(
 def status_counts(settings: Settings) -> dict[str, int]:
     with transaction(settings.ledger_url) as session:
         return store.counts_by_status(session)
+
+
+def requeue(settings: Settings, job_id: str, publish: Publish) -> bool:
+    """A failed or in_doubt job queued again (the operator checked it was not sent)."""
+    with transaction(settings.ledger_url) as session:
+        priority = store.move(
+            session, job_id, (JobStatus.FAILED, JobStatus.IN_DOUBT), JobStatus.QUEUED
+        )
+    if priority is None:
+        return False
+    if not publish(job_id, priority, None):
+        with transaction(settings.ledger_url) as session:
+            store.mark_unpublished(session, job_id)  # the sweeper publishes it
+    return True
+
+
+def cancel(settings: Settings, job_id: str) -> bool:
+    """A job that has not run yet (queued, or waiting for a retry) cancelled."""
+    with transaction(settings.ledger_url) as session:
+        moved = store.move(
+            session, job_id, (JobStatus.QUEUED, JobStatus.RETRYING), JobStatus.CANCELLED
+        )
+    return moved is not None
 
 
 def _summary(job: Job) -> dict[str, Any]:

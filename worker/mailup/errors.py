@@ -56,6 +56,8 @@ _CONDITIONS: dict[Api, dict[str, Condition]] = {
         "205": Condition.NO_CREDITS,
         "250": Condition.ACCESS_DENIED,
     },
+    # The token endpoint refusing the console user's password (RFC 6749's error name).
+    Api.OAUTH: {"invalid_grant": Condition.ACCESS_DENIED},
     Api.EMAIL: {
         "102": Condition.SMTP_NOT_AUTHORIZED,
         "103": Condition.SMTP_USER_DISABLED,
