@@ -86,8 +86,7 @@ def build_router(sb: Sandbox) -> Router:
 
     @router.route("GET", r"/state/lists")
     def lists(req: Request) -> Reply:
-        with sb.state.lock:
-            return Reply(200, {"lists": [asdict(m) for m in sb.state.lists.values()]})
+        return Reply(200, {"lists": sb.lists()})
 
     @router.route("GET", r"/state/accounts")
     def accounts(req: Request) -> Reply:
@@ -120,6 +119,47 @@ def build_router(sb: Sandbox) -> Router:
     @router.route("POST", r"/oauth/expire")
     def expire(req: Request) -> Reply:
         return Reply(200, {"expired": sb.expire_tokens()})
+
+    # --- groups, recipients, imports ------------------------------------------------------------
+
+    @router.route("GET", r"/state/lists/(?P<list_id>\d+)/groups")
+    def groups(req: Request) -> Reply:
+        return _found(lambda: {"groups": sb.groups(int(req.params["list_id"]))})
+
+    @router.route("GET", r"/state/lists/(?P<list_id>\d+)/recipients")
+    def recipients(req: Request) -> Reply:
+        list_id, status = int(req.params["list_id"]), req.query.get("status")
+        return _found(lambda: {"recipients": sb.recipients(list_id, status)})
+
+    @router.route("POST", r"/lists/(?P<list_id>\d+)/recipients")
+    def add_recipient(req: Request) -> Reply:
+        body = _body(req)
+        email = str(body.pop("email"))
+        if "fields" in body:
+            body["fields"] = {int(k): v for k, v in dict(body["fields"]).items()}
+        return _found(sb.add_recipient, int(req.params["list_id"]), email, **body)
+
+    @router.route("GET", r"/state/groups/(?P<group_id>\d+)/members")
+    def group_members(req: Request) -> Reply:
+        return _found(lambda: {"members": sb.group_members(int(req.params["group_id"]))})
+
+    @router.route("GET", r"/state/imports")
+    def imports(req: Request) -> Reply:
+        return Reply(200, {"imports": sb.imports()})
+
+    @router.route("GET", r"/imports")
+    def get_import_delay(req: Request) -> Reply:
+        with sb.state.lock:
+            return Reply(200, {"delay": sb.state.import_delay})
+
+    @router.route("POST", r"/imports")
+    def set_import_delay(req: Request) -> Reply:
+        sb.set_import_delay(_body(req)["delay"])
+        return get_import_delay(req)
+
+    @router.route("POST", r"/imports/(?P<import_id>\d+)/complete")
+    def complete_import(req: Request) -> Reply:
+        return _found(sb.complete_import, int(req.params["import_id"]))
 
     # --- trusted senders, SMTP+ users, accepted emails -----------------------------------------
 
@@ -156,7 +196,8 @@ def build_router(sb: Sandbox) -> Router:
 
 
 def _found(change: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Reply:
-    """200 with what ``change`` answers; 404 when it names an unknown account, sender or user."""
+    """200 with what ``change`` answers; 404 when it names an unknown account, sender, user,
+    list, group or import."""
     try:
         return Reply(200, change(*args, **kwargs))
     except LookupError as exc:

@@ -11,6 +11,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
@@ -43,6 +44,8 @@ class Request:
     fault: str | None = None  # a fault the handler itself must honour (e.g. "301")
     processed: bool = False  # set by the handler when the operation was carried out
     details: dict[str, Any] = field(default_factory=dict)  # journal fields; never secrets
+    # When its first line arrived (monotonic): what MailUp's per-second limits count.
+    arrived: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         """The body parsed as JSON; raises ValueError when empty or malformed."""
@@ -202,6 +205,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def _handle(self) -> None:
+        arrived = time.monotonic()  # before the body is read or the sandbox is free to look
         try:
             body = self._read_body()  # always read it all, even to drop: a fair "sent" request
         except (ValueError, OSError):
@@ -215,6 +219,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             query={k.lower(): v for k, v in parse_qsl(url.query, keep_blank_values=True)},
             headers=self.headers,
             body=body,
+            arrived=arrived,
         )
         try:
             reply = self.server.app(request)

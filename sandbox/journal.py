@@ -8,7 +8,9 @@ answer), http_status (None when the connection was dropped), code (MailUp applic
 for empty bodies), plus the operation's own details flattened in (for SMS sends: delivery_id,
 recipient, list_id, content, truncated, cost, campaign_code, ...; for emails: smtp_user,
 email_id, from, to, subject, the attachments' sha256; for token requests: grant_type, client_id,
-username; for calls over a cap: account_id, calls_in_window). Secrets and credentials never go
+username; for Console lists, groups, recipients and imports: list_id, group_id, recipient_id,
+import_id, email, status, confirm_email_sent, items, removed, page_number, page_size, total...;
+for calls over a cap: account_id, calls_in_window). Secrets and credentials never go
 in: handlers record ``list_secret_valid``, ``client_valid``, ``secret_valid`` or
 ``token_valid`` instead, and headers are not recorded at all.
 """

@@ -18,9 +18,9 @@ the handler, draws no fault and consumes no forced answer.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -67,22 +67,24 @@ class Limits:
     def reset(self) -> None:
         with self._lock:
             self.settings = LimitSettings()
-            self._arrivals: dict[tuple[int, str], deque[float]] = {}
+            self._arrivals: dict[tuple[int, str], list[float]] = {}
 
     def configure(self, settings: LimitSettings) -> None:
         with self._lock:
             self.settings = settings
 
-    def arrive(self, account_id: int, bucket: str, now: float | None = None) -> Refusal | None:
-        """Count a call arriving for ``account_id`` in ``bucket`` (at ``now``, a monotonic
-        time); a Refusal when the window holds more calls than the cap, else None."""
+    def arrive(self, account_id: int, bucket: str, at: float | None = None) -> Refusal | None:
+        """Count a call that arrived for ``account_id`` in ``bucket`` at ``at`` (a monotonic
+        time; now when None); a Refusal when the second before it holds more calls than the
+        cap. Calls are counted by when they arrived, not by when a busy sandbox got to them:
+        those may come in another order, so the times are kept sorted."""
         with self._lock:
             cap = self.settings.cap(bucket)
             if not cap:
                 return None
-            now = time.monotonic() if now is None else now
-            arrivals = self._arrivals.setdefault((account_id, bucket), deque())
-            while arrivals and arrivals[0] <= now - WINDOW:
-                arrivals.popleft()
-            arrivals.append(now)
-            return Refusal(cap, len(arrivals)) if len(arrivals) > cap else None
+            at = time.monotonic() if at is None else at
+            arrivals = self._arrivals.setdefault((account_id, bucket), [])
+            bisect.insort(arrivals, at)
+            del arrivals[: bisect.bisect_right(arrivals, arrivals[-1] - 2 * WINDOW)]
+            calls = bisect.bisect_right(arrivals, at) - bisect.bisect_right(arrivals, at - WINDOW)
+            return Refusal(cap, calls) if calls > cap else None

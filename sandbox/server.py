@@ -13,7 +13,8 @@ URL layout (each family stands for a MailUp host):
 API requests go through ``dispatch``: pick the route, count the call against MailUp's
 per-account caps (``sandbox.limits``; over the cap: 429, nothing else happens), decide the fault,
 run the handler (or not), replace its answer if the fault says so, journal the exchange. Adding
-a family means importing it into ``FAMILIES``.
+a family means importing it into ``FAMILIES``; the Console family's routes live in three modules
+(``console``, ``lists``, ``recipients``), all of which must be imported for it to be whole.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from sandbox import control
+from sandbox.apis import lists, recipients
 from sandbox.apis.console import CONSOLE
 from sandbox.apis.oauth import OAUTH
 from sandbox.apis.sms import SMS
@@ -46,14 +48,22 @@ from sandbox.state import (
     DEFAULT_SMTP_USER,
     DEFAULT_USERNAME,
     STATUS_CODES,
+    SUBSCRIPTION_STATUSES,
     Account,
+    Group,
+    Import,
+    MailingList,
+    Recipient,
+    RecipientData,
     SandboxState,
     TrustedSender,
     jsonable,
+    recipient_problem,
     utcnow,
 )
 
 FAMILIES: tuple[ApiFamily, ...] = (SMS, OAUTH, CONSOLE, TRANSACTIONAL)
+CONSOLE_MODULES = (lists, recipients)  # imported for the routes they add to CONSOLE
 SMTP_USER_SETTINGS = ("is_enabled", "admin_block", "block_until", "deleted")
 ACCOUNT_SETTINGS = ("status", "credits")
 
@@ -289,6 +299,112 @@ class Sandbox:
         with self.state.lock:
             return [e.to_dict() for e in self.state.emails]
 
+    # --- lists, groups, recipients, imports (MailUp's own view: no API call, no journal) -------
+
+    def lists(self) -> list[dict[str, Any]]:
+        """Every list: id, account_id, guid, name, list_secret, default_sender, created and the
+        doc's fields (``settings``)."""
+        with self.state.lock:
+            return [_list_view(m) for m in self.state.lists.values()]
+
+    def groups(self, list_id: int) -> list[dict[str, Any]]:
+        """The list's groups, with their members' recipient ids."""
+        with self.state.lock:
+            self._known_list(list_id)
+            return [_group_view(g) for g in self.state.list_groups(list_id)]
+
+    def recipients(self, list_id: int, status: str | None = None) -> list[dict[str, Any]]:
+        """The list's recipients with their ``status`` there, oldest first; only those in
+        ``status`` (one of SUBSCRIPTION_STATUSES) when given."""
+        if status is not None and status not in SUBSCRIPTION_STATUSES:
+            raise ValueError(f"status must be one of {SUBSCRIPTION_STATUSES}")
+        with self.state.lock:
+            self.state.complete_due_imports()
+            subscriptions = self._known_list(list_id).subscriptions
+            return [
+                _recipient_view(self.state.recipients[rid]) | {"status": now}
+                for rid, now in sorted(subscriptions.items())
+                if status in (None, now)
+            ]
+
+    def group_members(self, group_id: int) -> list[dict[str, Any]]:
+        """The group's members, oldest first, with their status on the group's list."""
+        with self.state.lock:
+            self.state.complete_due_imports()
+            group = self._known_group(group_id)
+            subscriptions = self.state.lists[group.list_id].subscriptions
+            return [
+                _recipient_view(self.state.recipients[rid]) | {"status": subscriptions.get(rid)}
+                for rid in sorted(group.members)
+            ]
+
+    def add_recipient(
+        self,
+        list_id: int,
+        email: str,
+        status: str = "subscribed",
+        group_id: int | None = None,
+        *,
+        name: str | None = None,
+        mobile_number: str | None = None,
+        mobile_prefix: str | None = None,
+        fields: dict[int, str] | None = None,
+    ) -> dict[str, Any]:
+        """Put ``email`` on the list with ``status`` exactly (and in ``group_id``, a group of the
+        list), creating the account's recipient or updating what is given (``fields``: custom
+        field id -> value). No confirmation email, no API call."""
+        if status not in SUBSCRIPTION_STATUSES:
+            raise ValueError(f"status must be one of {SUBSCRIPTION_STATUSES}")
+        pairs = tuple((int(k), str(v)) for k, v in (fields or {}).items())
+        data = RecipientData(email, name, mobile_number, mobile_prefix, pairs)
+        problem = recipient_problem(data)
+        if problem:
+            raise ValueError(problem)
+        with self.state.lock:
+            mlist = self._known_list(list_id)
+            group = None if group_id is None else self._known_group(group_id)
+            if group is not None and group.list_id != list_id:
+                raise ValueError(f"group {group_id} is not a group of list {list_id}")
+            recipient, _ = self.state.upsert_recipient(mlist.account_id, data)
+            mlist.subscriptions[recipient.id] = status
+            if group is not None:
+                group.members.add(recipient.id)
+            return _recipient_view(recipient) | {"status": status}
+
+    def imports(self) -> list[dict[str, Any]]:
+        """Every import, oldest first (any whose time has come is completed first)."""
+        with self.state.lock:
+            self.state.complete_due_imports()
+            return [_import_view(i) for i in self.state.imports.values()]
+
+    def complete_import(self, import_id: int) -> dict[str, Any]:
+        """Complete the import now, whatever its delay (a completed one stays as it is)."""
+        with self.state.lock:
+            imp = self.state.imports.get(import_id)
+            if imp is None:
+                raise KeyError(f"unknown import {import_id}")
+            self.state.complete_import(imp)
+            return _import_view(imp)
+
+    def set_import_delay(self, seconds: float) -> None:
+        """Seconds from an import request to its completion, for imports asked for from now."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError("delay must be a number of seconds >= 0")
+        with self.state.lock:
+            self.state.import_delay = float(seconds)
+
+    def _known_list(self, list_id: int) -> MailingList:
+        mlist = self.state.lists.get(list_id)
+        if mlist is None:
+            raise KeyError(f"unknown list {list_id}")
+        return mlist
+
+    def _known_group(self, group_id: int) -> Group:
+        group = self.state.groups.get(group_id)
+        if group is None:
+            raise KeyError(f"unknown group {group_id}")
+        return group
+
     def _sender(self, email: str) -> TrustedSender:
         wanted = email.strip().lower()
         for sender in self.state.trusted_senders.values():
@@ -341,7 +457,7 @@ class Sandbox:
             key = route.limit_key(req, self.state)
         if key is None:
             return None  # no account to count against: the handler will refuse the call
-        refusal = self.limits.arrive(*key)
+        refusal = self.limits.arrive(*key, at=req.arrived)
         if refusal is not None:
             req.details.update(account_id=key[0], calls_in_window=refusal.calls)
         return refusal
@@ -445,6 +561,42 @@ def serve(host: str, port: int, seed: int = 0, *, verbose: bool = False) -> None
         pass
     finally:
         sandbox.stop()
+
+
+def _list_view(mlist: MailingList) -> dict[str, Any]:
+    return {
+        "id": mlist.id,
+        "account_id": mlist.account_id,
+        "guid": mlist.guid,
+        "name": mlist.name,
+        "list_secret": mlist.list_secret,
+        "default_sender": mlist.default_sender,
+        "created": mlist.created.isoformat(),
+        "settings": dict(mlist.settings),
+    }
+
+
+def _group_view(group: Group) -> dict[str, Any]:
+    return jsonable(group) | {"members": sorted(group.members)}
+
+
+def _recipient_view(recipient: Recipient) -> dict[str, Any]:
+    fields = {str(k): v for k, v in sorted(recipient.fields.items())}  # as JSON would key them
+    return jsonable(recipient) | {"fields": fields}
+
+
+def _import_view(imp: Import) -> dict[str, Any]:
+    return {
+        "id": imp.id,
+        "account_id": imp.account_id,
+        "list_id": imp.list_id,
+        "group_id": imp.group_id,
+        "mode": imp.mode,
+        "items": len(imp.items),
+        "created": imp.created.isoformat(),
+        "completed": None if imp.completed is None else imp.completed.isoformat(),
+        "counts": jsonable(imp.counts),
+    }
 
 
 def _account_view(account: Account) -> dict[str, Any]:

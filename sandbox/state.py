@@ -1,12 +1,19 @@
-"""The emulated MailUp world: accounts, lists, SMS templates, opt-outs, OAuth2 clients and tokens,
-trusted senders, SMTP+ users, email templates and the emails accepted for sending.
+"""The emulated MailUp world: accounts, lists and their groups, recipients and their
+subscriptions, recipient imports, SMS templates, opt-outs, OAuth2 clients and tokens, trusted
+senders, SMTP+ users, email templates and the emails accepted for sending.
 
 Default seeded world (``SandboxState.default()``), deterministic so demos and tests can rely on it:
 
 - account 1234, active, console user ``m1234`` / password ``sandbox-password``, 1000000 SMS
   credits;
 - lists 1, 2, 3 of that account, GUIDs ``00000000-0000-4000-8000-00000000000N``, no ListSecret
-  until one is created; default SMS sender ``MailUp`` on lists 1 and 2, none on list 3;
+  until one is created; default SMS sender (SmsSenderName) ``MailUp`` on lists 1 and 2, none on
+  list 3; lists 1 "Newsletter" and 2 "Promotions" carry the sender details of ``LIST_DEFAULTS``
+  (MailUp's "default settings": those of list 1), list 3 "Alerts" is an old list whose mandatory
+  sender details are empty (they became mandatory after it was made);
+- groups 1 (list 1) and 2 (list 2), both "TEST", not deletable; no recipients, no imports; new
+  lists, groups, recipients and imports take account-wide ids from 4, 3, 1 and 1;
+- imports complete 1.0 s after they were asked for (``import_delay``);
 - SMS templates ``{1: "Hi [Name], welcome to [City]", 2: "Your code is [Code]"}``;
 - opt-out number ``+393330000666``;
 - OAuth2 client ``sandbox-client`` / ``sandbox-client-secret``; access tokens live 900 s;
@@ -25,10 +32,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 import secrets
 import string
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +55,63 @@ NOT_CONFIRMED, CONFIRMED, BLOCKED = 0, 1, 2  # trusted sender StatusCode
 STATUS_CODES = (NOT_CONFIRMED, CONFIRMED, BLOCKED)
 ACCOUNT_STATUSES = ("active", "suspended", "deleted")
 DEFAULT_MAX_PAGE_SIZE = 20  # the PageSize of every paged example in the docs
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MOBILE_PREFIX_RE = re.compile(r"(\+|00)?\d{1,4}")
+DEFAULT_IMPORT_DELAY = 1.0  # seconds from an import request to its completion
+SUBSCRIBED, UNSUBSCRIBED, PENDING = "subscribed", "unsubscribed", "pending"
+SUBSCRIPTION_STATUSES = (SUBSCRIBED, UNSUBSCRIBED, PENDING)
+# How a request moves a recipient's status on a list: "subscribe" (an add or import), "confirm"
+# (the same with ConfirmEmail=true), "optout" (importType=asOptout), "force" (Subscribe/{id}).
+JOIN_MODES = ("subscribe", "confirm", "optout", "force")
+SENDER_DETAILS = (  # the doc's mandatory sender details
+    "Name", "Business", "Customer", "OwnerEmail", "NLSenderName", "CompanyName", "ContactName",
+    "Address", "City", "CountryCode", "PermissionReminder", "WebSiteUrl",
+)  # fmt: skip
+# The settings of list 1, MailUp's "default settings": every field of the doc's list details
+# but IdList and ListGuid.
+LIST_DEFAULTS: dict[str, Any] = {
+    "Address": "Via dell'Emulatore 1",
+    "BouncedEmail": None,
+    "Business": True,
+    "Charset": "UTF-8",
+    "City": "Cremona",
+    "CompanyName": "Sandbox company",
+    "ContactName": "Sandbox owner",
+    "ConversionlabTrackCode": "",
+    "CountryCode": "IT",
+    "Customer": True,
+    "DefaultPrefix": "0039",
+    "Description": "",
+    "Disclaimer": "",
+    "DisplayAs": "",
+    "Format": "html",
+    "FrontendForm": True,
+    "HeaderListUnsubscriber": "<[listunsubscribe]>,<[mailto_uns]>",
+    "HeaderXAbuse": "Please report abuse here: http://[host]/p",
+    "KBMax": 100,
+    "LinkTrackingParameters": "",
+    "MultiOptoutList": "1",
+    "MultipartText": True,
+    "Name": "Newsletter",
+    "NLSenderName": "Sandbox",
+    "NotifyEmail": None,
+    "OptoutType": 3,
+    "OwnerEmail": DEFAULT_TRUSTED_SENDER,
+    "PermissionReminder": "You receive this message because you subscribed on our web site.",
+    "Phone": "",
+    "PostalCode": "26100",
+    "Public": True,
+    "ReplyTo": DEFAULT_TRUSTED_SENDER,
+    "ScopeCode": 0,
+    "SendConfirmSms": False,
+    "SendEmailOptout": False,
+    "SmsSenderName": "MailUp",
+    "StateOrProvince": "CR",
+    "SubscribedEmail": True,
+    "TimeZoneCode": "UTC+01:00.0",
+    "TrackOnOpened": True,
+    "WebSiteUrl": "https://www.example.com",
+}
 
 
 def list_guid(list_id: int) -> str:
@@ -81,7 +147,86 @@ class MailingList:
     account_id: int
     guid: str
     list_secret: str | None = None  # None: transactional SMS disabled on this list
-    default_sender: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # the doc's fields, by their names
+    created: datetime = field(default_factory=utcnow)
+    subscriptions: dict[int, str] = field(default_factory=dict)  # recipient id -> status
+
+    @property
+    def name(self) -> str:
+        return str(self.settings.get("Name") or "")
+
+    @property
+    def default_sender(self) -> str | None:
+        """The SMS sender of a send that names none: SmsSenderName, None when blank."""
+        return self.settings.get("SmsSenderName") or None
+
+
+@dataclass
+class Group:
+    id: int
+    list_id: int
+    name: str
+    notes: str = ""
+    deletable: bool = True
+    members: set[int] = field(default_factory=set)  # recipient ids
+
+
+@dataclass(frozen=True)
+class RecipientData:
+    """A recipient as a request describes it; None: not given, keep what is stored."""
+
+    email: str
+    name: str | None = None
+    mobile_number: str | None = None
+    mobile_prefix: str | None = None
+    fields: tuple[tuple[int, str], ...] = ()  # (field id, value)
+
+
+@dataclass
+class Recipient:
+    id: int
+    account_id: int
+    email: str
+    name: str = ""
+    mobile_number: str = ""
+    mobile_prefix: str = ""
+    fields: dict[int, str] = field(default_factory=dict)  # field id -> value
+
+    def update(self, data: RecipientData) -> None:
+        """Take what ``data`` gives; the rest stays (a recipient is reused, never replaced)."""
+        self.name = self.name if data.name is None else data.name
+        self.mobile_number = (
+            self.mobile_number if data.mobile_number is None else data.mobile_number
+        )
+        self.mobile_prefix = (
+            self.mobile_prefix if data.mobile_prefix is None else data.mobile_prefix
+        )
+        self.fields.update(data.fields)
+
+
+@dataclass
+class ImportCounts:
+    """An import's counters, all 0 until it completes."""
+
+    valid: int = 0
+    not_valid: int = 0
+    created: int = 0
+    updated: int = 0
+    imported: int = 0
+
+
+@dataclass
+class Import:
+    id: int
+    account_id: int
+    list_id: int
+    group_id: int | None
+    items: list[RecipientData]  # the valid-looking and invalid ones alike, checked on completion
+    mode: str  # one of JOIN_MODES but "force"
+    created: datetime
+    due: float  # time.monotonic() deadline of its completion
+    completed: datetime | None = None
+    counts: ImportCounts = field(default_factory=ImportCounts)
 
 
 @dataclass(frozen=True)
@@ -208,15 +353,31 @@ class SandboxState:
     smtp_users: dict[str, SmtpUser] = field(default_factory=dict)  # by username
     email_templates: dict[int, dict[int, EmailTemplate]] = field(default_factory=dict)  # by list
     emails: list[SentEmail] = field(default_factory=list)
+    groups: dict[int, Group] = field(default_factory=dict)
+    recipients: dict[int, Recipient] = field(default_factory=dict)
+    # (account id, lowercased email) -> recipient id: imports of 100,000 rows look each one up
+    recipient_ids: dict[tuple[int, str], int] = field(default_factory=dict)
+    imports: dict[int, Import] = field(default_factory=dict)
+    import_delay: float = DEFAULT_IMPORT_DELAY  # seconds, for imports asked for from now on
+    # The next id of each kind of thing; MailUp numbers them per account, the sandbox globally
+    # (an account still sees its own ids grow, with gaps where another account's went).
+    next_ids: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def default(cls) -> SandboxState:
         account = Account(DEFAULT_ACCOUNT_ID, DEFAULT_USERNAME, DEFAULT_PASSWORD, 1_000_000.0)
-        lists = {
-            n: MailingList(n, account.id, list_guid(n), None, sender)
-            for n, sender in ((1, "MailUp"), (2, "MailUp"), (3, None))
+        old_list = dict.fromkeys(SENDER_DETAILS, "") | {"Business": False, "Customer": False}
+        settings = {
+            1: LIST_DEFAULTS,
+            2: LIST_DEFAULTS | {"Name": "Promotions", "MultiOptoutList": "2"},
+            3: LIST_DEFAULTS | old_list | {"Name": "Alerts", "MultiOptoutList": "3"},
         }
+        settings[3] |= {"SmsSenderName": "", "ReplyTo": "", "PostalCode": "", "StateOrProvince": ""}
+        lists = {
+            n: MailingList(n, account.id, list_guid(n), None, dict(settings[n])) for n in settings
+        }
+        groups = {n: Group(n, n, "TEST", "Used for test sending.", deletable=False) for n in (1, 2)}
         now = utcnow()
         sender = TrustedSender(
             "SandboxSender001", account.id, DEFAULT_TRUSTED_SENDER, CONFIRMED, now, now, now
@@ -252,6 +413,8 @@ class SandboxState:
                 },
                 2: {8: EmailTemplate("Receipt", "<p>Order [order]</p>", "Order [order]")},
             },
+            groups=groups,
+            next_ids={"list": 4, "group": 3, "recipient": 1, "import": 1},
         )
 
     def take_delivery_id(self) -> int:
@@ -324,6 +487,117 @@ class SandboxState:
         self.smtp_users[user.username] = user
         return user
 
+    # --- lists, groups, recipients, imports (call with ``lock`` held) --------------------------
+
+    def take_id(self, kind: str) -> int:
+        """The next id of ``kind``: "list", "group", "recipient" or "import"."""
+        taken = self.next_ids[kind]
+        self.next_ids[kind] = taken + 1
+        return taken
+
+    def add_list(self, account_id: int, settings: dict[str, Any]) -> MailingList:
+        """A new list with a random GUID and, as MailUp makes one for each list, a TEST group."""
+        mlist = MailingList(self.take_id("list"), account_id, str(uuid.uuid4()), None, settings)
+        settings.setdefault("MultiOptoutList", str(mlist.id))
+        self.lists[mlist.id] = mlist
+        self.add_group(mlist.id, "TEST", "Used for test sending.", deletable=False)
+        return mlist
+
+    def delete_list(self, list_id: int) -> MailingList:
+        """Remove the list with its groups, subscriptions and imports."""
+        mlist = self.lists.pop(list_id)
+        for group in self.list_groups(list_id):
+            del self.groups[group.id]
+        for imp in [i for i in self.imports.values() if i.list_id == list_id]:
+            del self.imports[imp.id]
+        return mlist
+
+    def list_groups(self, list_id: int) -> list[Group]:
+        return [g for g in self.groups.values() if g.list_id == list_id]
+
+    def add_group(self, list_id: int, name: str, notes: str, *, deletable: bool = True) -> Group:
+        group = Group(self.take_id("group"), list_id, name, notes, deletable)
+        self.groups[group.id] = group
+        return group
+
+    def recipient_by_email(self, account_id: int, email: str) -> Recipient | None:
+        recipient_id = self.recipient_ids.get((account_id, email.strip().lower()))
+        return None if recipient_id is None else self.recipients[recipient_id]
+
+    def upsert_recipient(self, account_id: int, data: RecipientData) -> tuple[Recipient, bool]:
+        """The account's recipient with ``data.email`` (any case), updated, or a new one; and
+        whether it is new."""
+        recipient = self.recipient_by_email(account_id, data.email)
+        created = recipient is None
+        if recipient is None:
+            recipient = Recipient(self.take_id("recipient"), account_id, data.email.strip())
+            self.recipients[recipient.id] = recipient
+            self.recipient_ids[account_id, recipient.email.lower()] = recipient.id
+        recipient.update(data)
+        return recipient, created
+
+    def join(self, mlist: MailingList, recipient_id: int, mode: str) -> str:
+        """Move the recipient's status on ``mlist`` as ``mode`` (JOIN_MODES) says; the new one.
+        Only "force" resubscribes an unsubscribed recipient, and a confirmation never demotes a
+        subscribed one to pending."""
+        current = mlist.subscriptions.get(recipient_id)
+        if mode == "force":
+            status = SUBSCRIBED
+        elif mode == "optout":
+            status = UNSUBSCRIBED
+        elif current in (SUBSCRIBED, UNSUBSCRIBED):
+            status = current
+        else:
+            status = PENDING if mode == "confirm" else SUBSCRIBED
+        mlist.subscriptions[recipient_id] = status
+        return status
+
+    def add_recipient(
+        self, mlist: MailingList, data: RecipientData, mode: str, group: Group | None = None
+    ) -> tuple[Recipient, bool, str]:
+        """Create or update the recipient, move its status on the list, put it in ``group``
+        (an opt-out leaves memberships alone); (recipient, created, status)."""
+        recipient, created = self.upsert_recipient(mlist.account_id, data)
+        status = self.join(mlist, recipient.id, mode)
+        if group is not None and mode != "optout":
+            group.members.add(recipient.id)
+        return recipient, created, status
+
+    def add_import(
+        self, mlist: MailingList, group: Group | None, items: list[RecipientData], mode: str
+    ) -> Import:
+        group_id = None if group is None else group.id
+        due = time.monotonic() + self.import_delay
+        imp = Import(
+            self.take_id("import"), mlist.account_id, mlist.id, group_id, items, mode, utcnow(), due
+        )
+        self.imports[imp.id] = imp
+        return imp
+
+    def complete_due_imports(self) -> None:
+        """Complete every import whose time has come: imports run lazily, on observation."""
+        now = time.monotonic()
+        for imp in self.imports.values():
+            if imp.completed is None and imp.due <= now:
+                self.complete_import(imp)
+
+    def complete_import(self, imp: Import) -> None:
+        """Apply the import's valid items now and fill in its counters (once)."""
+        if imp.completed is not None:
+            return
+        mlist, group = self.lists[imp.list_id], self.groups.get(imp.group_id or 0)
+        counts = imp.counts
+        for data in imp.items:
+            if recipient_problem(data):
+                counts.not_valid += 1
+                continue
+            _, created, _ = self.add_recipient(mlist, data, imp.mode, group)
+            counts.valid += 1
+            counts.imported += 1
+            counts.created += created
+            counts.updated += not created
+        imp.completed = utcnow()
+
     def describe(self) -> list[str]:
         """Human-readable summary of credentials and lists, for ``serve``'s banner."""
         lines = [
@@ -332,10 +606,16 @@ class SandboxState:
             for a in self.accounts.values()
         ]
         lines += [
-            f"list {m.id} (account {m.account_id}): GUID {m.guid}, "
+            f"list {m.id} {m.name!r} (account {m.account_id}): GUID {m.guid}, "
             f"default sender {m.default_sender!r}, ListSecret {m.list_secret or 'none'}"
             for m in self.lists.values()
         ]
+        lines += [
+            f"group {g.id} {g.name!r} of list {g.list_id}"
+            + ("" if g.deletable else ", not deletable")
+            for g in self.groups.values()
+        ]
+        lines.append(f"imports complete {self.import_delay:g} s after they are asked for")
         lines.append(f"SMS templates: {self.sms_templates}")
         lines.append(f"opt-out numbers: {sorted(self.optout)}")
         lines += [
@@ -357,6 +637,17 @@ class SandboxState:
             for list_id, templates in self.email_templates.items()
         ]
         return lines
+
+
+def recipient_problem(data: RecipientData) -> str | None:
+    """What makes a recipient invalid (its field named), or None."""
+    if not EMAIL_RE.fullmatch(data.email.strip()):
+        return f"Invalid Email: {data.email!r}."
+    if data.mobile_number and not data.mobile_number.isdigit():
+        return f"Invalid MobileNumber: {data.mobile_number!r}."
+    if data.mobile_prefix and not MOBILE_PREFIX_RE.fullmatch(data.mobile_prefix):
+        return f"Invalid MobilePrefix: {data.mobile_prefix!r}."
+    return None
 
 
 def new_smtp_password() -> str:

@@ -204,12 +204,12 @@ def test_every_process_starts_on_an_empty_home_with_embedded_defaults(
         assert fresh.run("check").returncode == 1  # the ledger is not migrated yet
         assert fresh.run("migrate").returncode == 0
         assert (home / ".mailup-jobs" / "ledger.db").exists()
-        port = _free_port()
+        port = free_port()
         started = [
             fresh.start("worker", "-c", "1"),
             fresh.start("beat"),
             fresh.start("flower", f"--port={port}", "--address=127.0.0.1"),
-            fresh.start("sandbox", "--port", str(_free_port())),
+            fresh.start("sandbox", "--port", str(free_port())),
         ]
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "Flower answers")
         time.sleep(3)  # long enough for a process that dies at start to have died
@@ -221,7 +221,7 @@ def test_every_process_starts_on_an_empty_home_with_embedded_defaults(
         fresh.stop_all()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as probe:

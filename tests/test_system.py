@@ -41,6 +41,9 @@ def broker(request: pytest.FixtureRequest, stack: str, env: Env) -> str:
     return url
 
 
+FINISHED = {"succeeded", "failed", "in_doubt"}
+
+
 def cli(env: Env, *args: str) -> str:
     """Run `mailup-jobs ARGS` as a user would; its stdout."""
     result = subprocess.run(
@@ -261,3 +264,50 @@ def test_a_suspended_email_account_resumes_by_itself_when_reactivated(
     sandbox.set_account(1234, status="active")
     wait_for(lambda: set(statuses(emails).values()) == {"succeeded"}, 90, "emails sent")
     assert len(sandbox.emails()) == 3
+
+
+def test_lists_and_groups_through_the_cli_with_worker_and_beat(
+    env: Env, broker: str, sandbox: Sandbox, spawn: Callable[..., Process]
+) -> None:
+    spawn("beat")
+    spawn("worker", "-c", "2")
+
+    def done(job_id: str) -> dict[str, Any]:
+        return dict(
+            wait_for(lambda: (j := show(env, job_id))["status"] in FINISHED and j, 60, job_id)
+        )
+
+    # A list created, renamed; a group created, renamed, cleared, deleted
+    created = done(
+        cli(env, "lists", "create", "--name", "Arrivals", "--owner-email", "news@example.com",
+            "--sender-name", "Shop", "--company-name", "Shop Srl", "--contact-name", "Ada",
+            "--address", "Via Roma 1", "--city", "Cremona", "--country-code", "IT",
+            "--permission-reminder", "You signed up.", "--website-url", "https://shop.example",
+        ).strip()
+    )  # fmt: skip
+    list_id = created["outcome"]["list_id"]
+    assert (
+        done(cli(env, "lists", "update", str(list_id), "--name", "New arrivals").strip())["status"]
+        == "succeeded"
+    )
+    assert f"{list_id}  " in cli(env, "lists", "list") and "New arrivals" in cli(
+        env, "lists", "list"
+    )
+    group = done(cli(env, "groups", "create", "--list-id", str(list_id), "--name", "VIP").strip())
+    group_id = str(group["outcome"]["group_id"])
+    sandbox.add_recipient(list_id, "ada@example.com", group_id=int(group_id))
+    ids = ["--list-id", str(list_id), "--group-id", group_id]
+    assert done(cli(env, "groups", "update", *ids, "--name", "VIPs").strip())["status"] == (
+        "succeeded"
+    )
+    cleared = done(cli(env, "groups", "clear", *ids).strip())
+    assert cleared["outcome"]["removed"] == 1
+    assert done(cli(env, "groups", "delete", *ids).strip())["status"] == "succeeded"
+    assert "VIPs" not in cli(env, "groups", "list", "--list-id", str(list_id))
+
+    # A delete with another list's GUID fails with MailUp's reason, attempted once
+    wrong = done(cli(env, "lists", "delete", str(list_id), "--list-guid", list_guid(1)).strip())
+    assert wrong["status"] == "failed" and "Invalid [listGuid]" in wrong["last_error"]
+    assert len(wrong["attempts"]) == 1
+    assert done(cli(env, "lists", "delete", str(list_id)).strip())["status"] == "succeeded"
+    assert list_id not in {m["id"] for m in sandbox.lists()}

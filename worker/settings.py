@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     trusted_sender_poll: float = Field(default=60.0, gt=0, alias="MAILUP_JOBS_TRUSTED_SENDER_POLL")
     sender_confirm_days: float = Field(default=7.0, gt=0, alias="MAILUP_JOBS_SENDER_CONFIRM_DAYS")
 
+    # How often beat asks MailUp how the posted import chunks are doing.
+    import_poll: float = Field(default=15.0, gt=0, alias="MAILUP_JOBS_IMPORT_POLL")
+
     worker_concurrency: int = Field(default=4, ge=1, alias="MAILUP_JOBS_CONCURRENCY")
     # Messages each worker process reserves ahead; with acks_late a crash returns them.
     worker_prefetch: int = Field(default=1, ge=1, alias="MAILUP_JOBS_PREFETCH")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from producers.cli import audit, console, enqueue, system
+from producers.cli import audit, console, enqueue, lists, system
 from producers.cli.errors import explain
 
 
@@ -29,6 +29,11 @@ for command in (
     console.accounts,
     console.trusted_senders_group,
     console.smtp_users_group,
+    lists.lists_group,
+    lists.groups_group,
+    lists.recipients_group,
+    lists.import_file,
+    lists.imports_group,
 ):
     cli.add_command(command)
 

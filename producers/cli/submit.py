@@ -62,7 +62,8 @@ def submit(call: Any, options: dict[str, str] = OPTION_FOR_FIELD, **kwargs: Any)
             job_id = call(**kwargs)
         except InvalidJob as exc:
             for field, reason in exc.errors.items():
-                option = options.get(field.split(".")[0], field)
+                name = field.split(".")[0]
+                option = options.get(name, "--" + name.replace("_", "-"))
                 click.echo(f"invalid {option}: {reason}", err=True)
             sys.exit(2)
     for warning in caught:

@@ -1,6 +1,8 @@
 """MailUp Console API (``https://services.mailup.com/API/v1.1/Rest/ConsoleService.svc``), served
-under ``/services/API/v1.1/Rest/ConsoleService.svc``: list details, SMTP+ users and trusted
-senders.
+under ``/services/API/v1.1/Rest/ConsoleService.svc``: the family and what its routes share (Bearer
+auth, errors, paging), SMTP+ users and trusted senders here; lists and groups in
+``sandbox.apis.lists``, recipients and imports in ``sandbox.apis.recipients``, registered on the
+same ``CONSOLE`` when those modules are imported (``sandbox.server`` does).
 
 Every call needs ``Authorization: Bearer <access_token>`` from the OAuth2 family; a missing,
 unknown or expired token answers 401 (clients refresh, then retry once). Errors have the Console
@@ -14,7 +16,12 @@ Every call counts against the token's account for MailUp's cap of 5 calls per se
 Paging (``paged``): ``PageNumber`` from 0, ``PageSize`` as asked but never over the sandbox-wide
 ``max_page_size`` (20, the size of every paged example in the doc; ``/_sandbox/paging``), 20 when
 missing; the envelope answers the PageSize actually used, and ``Skipped`` is PageNumber times it.
-A client must page by TotalElementsCount, not by the size it asked for.
+A client must page by TotalElementsCount, not by the size it asked for. ``filterby`` and
+``orderby`` (``sandbox.apis.query``) apply before the page is cut; TotalElementsCount counts the
+filtered items. A route that knows its item fields names them, so a filter on an unknown field is
+refused even when there is nothing to filter.
+
+Imports complete lazily: every Console call first completes the imports whose time has come.
 
 Where the doc is silent: creating an SMTP+ user names the first trusted sender that is unknown or
 not confirmed in a 400; an unknown list answers 404; re-trusting a blocked sender answers 400
@@ -27,16 +34,17 @@ surrounding whitespace stripped, whereas trusting looks an address up case-insen
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sandbox import limits
+from sandbox.apis import query
 from sandbox.http import ApiFamily, Reply, Request
 from sandbox.state import (
     BLOCKED,
     CONFIRMED,
+    EMAIL_RE,
     Account,
     MailingList,
     SandboxState,
@@ -71,7 +79,6 @@ SMTP_PLUS = {  # connection settings every SMTP+ user answer repeats
     "SmtpPlusPort": "25, 80, 1025-5000",
     "SmtpPlusServer": "in.smtpok.com",
 }
-EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 DEFAULT_PAGE_SIZE = 20
 T = TypeVar("T")
 
@@ -118,6 +125,7 @@ def _endpoint(
             assert req.state is not None
             try:
                 with req.state.lock:
+                    req.state.complete_due_imports()  # MailUp's background work, seen now
                     account = _bearer(req, req.state)
                     reply = func(req, req.state, account)
             except ConsoleError as err:
@@ -179,33 +187,6 @@ def _list(req: Request, state: SandboxState, account: Account) -> MailingList:
     if mlist is None or mlist.account_id != account.id:
         raise ConsoleError(404, f"List {req.params['list_id']} not found.")
     return mlist
-
-
-# --- Lists ------------------------------------------------------------------------------------
-
-
-@_endpoint("GET", r"/Console/List/(?P<list_id>\d+)", "list_details")
-def list_details(req: Request, state: SandboxState, account: Account) -> Reply:
-    mlist = _list(req, state, account)
-    # The fields of the doc's example that identify the list; the rest are settings.
-    return Reply(
-        200,
-        {
-            "Charset": "UTF-8",
-            "CompanyName": "Sandbox company",
-            "DefaultPrefix": "0039",
-            "Description": "",
-            "Format": "html",
-            "IdList": mlist.id,
-            "ListGuid": mlist.guid,
-            "Name": f"List {mlist.id}",
-            "OwnerEmail": mlist.default_sender or "",
-            "Public": True,
-            "ScopeCode": 0,
-            "SmsSenderName": "",
-            "TimeZoneCode": "UTC+01:00.0",
-        },
-    )
 
 
 # --- SMTP+ users -------------------------------------------------------------------------------
@@ -317,25 +298,51 @@ def _page_param(req: Request, name: str, default: int, minimum: int) -> int:
 
 
 def paged(
-    req: Request, state: SandboxState, items: Sequence[T], view: Callable[[T], dict[str, Any]]
+    req: Request,
+    state: SandboxState,
+    items: Sequence[T],
+    view: Callable[[T], dict[str, Any]],
+    fields: Sequence[str] = (),
 ) -> Reply:
-    """One page of ``items`` in the Console envelope. MailUp chooses the size: the one asked
-    for, capped at ``state.max_page_size``; the envelope tells the client which it got."""
+    """One page of ``items`` in the Console envelope, after ``filterby`` and ``orderby``.
+    MailUp chooses the size: the one asked for, capped at ``state.max_page_size``; the envelope
+    tells the client which it got. ``fields``: the item's field names, else the first item's."""
     page = _page_param(req, "PageNumber", 0, 0)
     size = min(_page_param(req, "PageSize", DEFAULT_PAGE_SIZE, 1), state.max_page_size)
     skipped = page * size
-    req.details.update(page_number=page, page_size=size)
+    if "filterby" in req.query or "orderby" in req.query:
+        views = [view(item) for item in items]
+        fields = fields or (list(views[0]) if views else [])
+        try:
+            views = _filtered(req, views, fields)
+        except ValueError as exc:
+            raise ConsoleError(400, str(exc)) from None
+        total, views = len(views), views[skipped : skipped + size]
+    else:  # only the page's items are viewed: a group may hold 100,000 recipients
+        total, views = len(items), [view(item) for item in items[skipped : skipped + size]]
+    req.details.update(page_number=page, page_size=size, total=total)
     return Reply(
         200,
         {
             "IsPaginated": False,
-            "Items": [view(item) for item in items[skipped : skipped + size]],
+            "Items": views,
             "PageNumber": page,
             "PageSize": size,
             "Skipped": skipped,
-            "TotalElementsCount": len(items),
+            "TotalElementsCount": total,
         },
     )
+
+
+def _filtered(req: Request, views: list[dict[str, Any]], fields: Sequence[str]) -> list[Any]:
+    """``views`` as ``filterby`` and ``orderby`` want them; ValueError when they are garbled."""
+    filterby, orderby = req.query.get("filterby"), req.query.get("orderby")
+    if filterby is not None:
+        keep = query.compile_filter(filterby, fields, views[0] if views else None)
+        views = [v for v in views if keep(v)]
+    if orderby is not None:
+        views = query.order(views, orderby, fields)
+    return views
 
 
 def _if_match(value: str) -> str:

@@ -32,6 +32,21 @@ SEND_MESSAGE = {
     "To": [{"Email": "rcpt@example.org"}],
 }
 
+SENDER_DETAILS = {  # the doc's "mandatory sender details", as the doc's example sends them
+    "Name": "New Arrivals",
+    "Business": True,
+    "Customer": True,
+    "OwnerEmail": "jane@example.com",
+    "NLSenderName": "Your sender name",
+    "CompanyName": "Your company",
+    "ContactName": "Your name",
+    "Address": "Your address",
+    "City": "Your city",
+    "CountryCode": "IT",
+    "PermissionReminder": "Your permission reminder",
+    "WebSiteUrl": "Your site",
+}
+
 
 def password_grant(sb: Sandbox, **overrides: str) -> requests.Response:
     """POST the token URL with the seeded console user and client (form fields overridable)."""
@@ -41,6 +56,16 @@ def password_grant(sb: Sandbox, **overrides: str) -> requests.Response:
 
 def bearer(access_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {access_token}"}
+
+
+def console_error(r: requests.Response, status: int) -> str:
+    """Assert the Console error shape and status; return the description."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"ErrorCode", "ErrorDescription", "ErrorName", "ErrorStack"}
+    assert (body["ErrorCode"], body["ErrorStack"]) == (str(status), "")
+    assert body["ErrorName"] and body["ErrorDescription"]
+    return str(body["ErrorDescription"])
 
 
 @pytest.fixture
@@ -107,6 +132,12 @@ def tokens(sb: Sandbox) -> dict[str, Any]:
     r = password_grant(sb)
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+@pytest.fixture
+def uncapped(sb: Sandbox) -> None:
+    """No per-second Console cap: for tests that make more calls than MailUp's 5/s allows."""
+    sb.set_limits(console_per_second=0)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from sandbox import Sandbox
-from tests.sandbox.conftest import SMTP_USER
+from tests.sandbox.conftest import SMTP_USER, console_error
 
 UNAUTHORIZED = {
     "ErrorCode": "401",
@@ -27,16 +27,6 @@ SENDER_KEYS = {
     "StatusDescription", "UpdateDate",
 }  # fmt: skip
 CONSOLE_DATE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ")
-
-
-def console_error(r: requests.Response, status: int) -> str:
-    """Assert the Console error shape and status; return the description."""
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"ErrorCode", "ErrorDescription", "ErrorName", "ErrorStack"}
-    assert (body["ErrorCode"], body["ErrorStack"]) == (str(status), "")
-    assert body["ErrorName"] and body["ErrorDescription"]
-    return str(body["ErrorDescription"])
 
 
 def trust(console, email: str) -> dict:

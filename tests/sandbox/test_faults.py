@@ -241,3 +241,31 @@ def test_same_seed_same_faults() -> None:
     assert first == fault_sequence(1)
     assert set(first) == {200, 429, 500, 502, 503, 504}
     assert first != fault_sequence(2)
+
+
+def test_new_console_routes_honour_faults(sb: Sandbox, console, ctl, uncapped) -> None:
+    forced = {"http_status": 500, "code": "500", "operation": "group_create"}
+    ctl("POST", "force", json=forced | {"after_processing": True})
+    r = console("POST", "Console/List/1/Group", json={"Name": "vip"})
+    assert r.status_code == 500 and r.json()["ErrorCode"] == "500"
+    assert [g["name"] for g in sb.groups(1)] == ["TEST", "vip"]  # created all the same
+    ctl("POST", "faults", json={"drop_before_rate": 1.0})
+    with pytest.raises(requests.ConnectionError):
+        console("POST", "Console/List/1/Recipients", json=[{"Email": "a@example.com"}])
+    ctl("POST", "faults", json={"drop_after_rate": 1.0})
+    with pytest.raises(requests.ConnectionError):
+        console("POST", "Console/List/1/Recipient", json={"Email": "b@example.com"})
+    ctl("POST", "faults", json={"error_after_rate": 1.0})
+    r = console("DELETE", "Console/List/1/Group/3")
+    assert r.status_code in (500, 502, 504)
+    ctl("POST", "faults", json={})
+    assert sb.imports() == []  # dropped before: never accepted
+    assert [r["email"] for r in sb.recipients(1)] == ["b@example.com"]  # dropped after: added
+    assert [g["name"] for g in sb.groups(1)] == ["TEST"]  # the lost answer deleted it
+    entries = [e for e in ctl("GET", "journal")["entries"] if e["api"] == "console"]
+    assert [(e["operation"], e["fault"], e["processed"]) for e in entries] == [
+        ("group_create", "forced", True),
+        ("recipients_import", "drop_before", False),
+        ("recipient_add", "drop_after", True),
+        ("group_delete", "error_after", True),
+    ]

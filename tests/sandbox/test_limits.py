@@ -23,26 +23,26 @@ def console_429(calls: int, cap: int = 5) -> dict[str, str]:
 
 def test_sliding_window_counts_refused_calls() -> None:
     limits = Limits()
-    assert [limits.arrive(1234, CONSOLE, now=t / 10) for t in range(5)] == [None] * 5
-    assert limits.arrive(1234, CONSOLE, now=0.5) == Refusal(5, 6)
-    assert limits.arrive(1234, CONSOLE, now=0.99) == Refusal(5, 7)
+    assert [limits.arrive(1234, CONSOLE, at=t / 10) for t in range(5)] == [None] * 5
+    assert limits.arrive(1234, CONSOLE, at=0.5) == Refusal(5, 6)
+    assert limits.arrive(1234, CONSOLE, at=0.99) == Refusal(5, 7)
     # At 1.0 the call of 0.0 has left the window, but the refused ones of 0.5 and 0.99 count.
-    assert limits.arrive(1234, CONSOLE, now=1.0) == Refusal(5, 7)
-    assert limits.arrive(1234, CONSOLE, now=1.95) is None  # the window holds 0.99, 1.0, 1.95
-    assert limits.arrive(1234, CONSOLE, now=1.96) is None
+    assert limits.arrive(1234, CONSOLE, at=1.0) == Refusal(5, 7)
+    assert limits.arrive(1234, CONSOLE, at=1.95) is None  # the window holds 0.99, 1.0, 1.95
+    assert limits.arrive(1234, CONSOLE, at=1.96) is None
 
 
 def test_caps_are_per_account_and_bucket() -> None:
     limits = Limits()
     for _ in range(5):
-        assert limits.arrive(1, CONSOLE, now=0.0) is None
-    assert limits.arrive(2, CONSOLE, now=0.0) is None  # another account
-    assert all(limits.arrive(1, SMS, now=0.0) is None for _ in range(30))  # another bucket
-    assert limits.arrive(1, SMS, now=0.0) == Refusal(30, 31)
+        assert limits.arrive(1, CONSOLE, at=0.0) is None
+    assert limits.arrive(2, CONSOLE, at=0.0) is None  # another account
+    assert all(limits.arrive(1, SMS, at=0.0) is None for _ in range(30))  # another bucket
+    assert limits.arrive(1, SMS, at=0.0) == Refusal(30, 31)
     assert Refusal(30, 31).description == "Max:30 calls per second, actual:31"
     limits.configure(LimitSettings(sms_per_second=0))
-    assert all(limits.arrive(1, SMS, now=0.0) is None for _ in range(100))  # 0: no cap
-    assert limits.arrive(1, CONSOLE, now=0.0) == Refusal(5, 6)
+    assert all(limits.arrive(1, SMS, at=0.0) is None for _ in range(100))  # 0: no cap
+    assert limits.arrive(1, CONSOLE, at=0.0) == Refusal(5, 6)
 
 
 def test_console_burst_gets_429_and_nothing_is_done(sb: Sandbox, console, ctl) -> None:
@@ -159,3 +159,28 @@ def test_limits_control_route_and_reset(sb: Sandbox, console, ctl) -> None:
     assert ctl("GET", "limits") == {"sms_per_second": 10, "console_per_second": 5}
     sb.set_limits()
     assert ctl("GET", "limits") == {"sms_per_second": 30, "console_per_second": 5}
+
+
+def test_lists_groups_recipients_and_imports_count_against_the_5_per_second(
+    sb: Sandbox, console, ctl
+) -> None:
+    for route in ("List/Countries", "TimeZones", "List", "List/1/Groups", "Imports"):
+        assert console("GET", f"Console/{route}").status_code == 200
+    r = console("POST", "Console/List/1/Recipient", json={"Email": "late@example.com"})
+    assert (r.status_code, r.json()) == (429, console_429(6))
+    assert sb.recipients(1) == []  # refused: nothing done
+    entry = ctl("GET", "journal")["entries"][-1]
+    assert (entry["operation"], entry["fault"], entry["account_id"]) == (
+        "recipient_add",
+        "limit",
+        1234,
+    )
+
+
+def test_calls_count_by_when_they_arrived_not_when_they_were_handled() -> None:
+    # A busy sandbox may get to a call after later ones: it counts where it arrived
+    limits = Limits()
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5):
+        assert limits.arrive(1234, CONSOLE, at=t) is None
+    assert limits.arrive(1234, CONSOLE, at=0.05) is None  # nothing in the second before it
+    assert limits.arrive(1234, CONSOLE, at=0.45) == Refusal(5, 6)  # 0.05 … 0.4 and itself

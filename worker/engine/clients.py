@@ -4,13 +4,12 @@ account's OAuth2 token and MailUp's per-second API limits with every other proce
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from sqlalchemy import select
 
-from worker.engine.ratelimit import RateLimiter, limiter_for
+from worker.engine.ratelimit import RateLimiter, limiter_for, pace
 from worker.engine.tokens import AccessTokens, access_tokens
 from worker.errors import ConfigurationError
 from worker.ledger.crypto import secret_box
@@ -25,10 +24,6 @@ from worker.mailup.transactional import SmtpUser, TransactionalClient
 from worker.settings import DEFAULT_ACCOUNT, Settings
 
 T = TypeVar("T")
-
-# Calls are spaced a little wider than MailUp's limit: a call granted its slot still has
-# to reach MailUp, and a late one must not land in the same second as the next.
-LIMIT_MARGIN = 0.95
 
 
 def variable(account: str, field: str) -> str:
@@ -69,16 +64,8 @@ def throttle(settings: Settings, account: str, api: str) -> Throttle:
     """Wait for the account's next slot under MailUp's per-second limit of ``api``
     ("sms": transactional SMS sends; "console": every other method)."""
     per_second = settings.sms_per_second if api == "sms" else settings.console_per_second
-    interval = 1.0 / (per_second * LIMIT_MARGIN)
-    shared = limiter(settings)
-    key = f"{account}:{api}-api"
-
-    def wait_for_slot() -> None:
-        delay = shared.reserve(key, interval)
-        if delay > 0:
-            time.sleep(delay)
-
-    return wait_for_slot
+    shared, key = limiter(settings), f"{account}:{api}-api"
+    return lambda: pace(shared, key, per_second)
 
 
 def oauth_client(settings: Settings, account: str) -> OAuthClient:

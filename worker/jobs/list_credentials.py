@@ -19,6 +19,7 @@ from worker.ledger.crypto import secret_box
 from worker.ledger.db import connection
 from worker.ledger.models import ListCredential, utcnow
 from worker.ledger.store import Executor
+from worker.mailup.lists import Lists
 from worker.mailup.sms import SmsClient
 from worker.settings import Settings
 
@@ -87,7 +88,7 @@ def refresh_secret(
 def read_guid(settings: Settings, account: str, list_id: int) -> str:
     """The list's ListGuid from MailUp's Console API (it needs the account's OAuth2 client)."""
     try:
-        return console_client(settings, account).list_details(list_id).guid
+        return Lists(console_client(settings, account)).details(list_id).guid
     except ConfigurationError as exc:
         raise ConfigurationError(
             f"no ListGuid is known for list {list_id} of account {account!r} and it cannot be "

@@ -3,7 +3,17 @@
 from collections.abc import Callable
 
 from worker.engine.kind import JobKind, Poll
-from worker.jobs import email, list_secret, sms, smtp_users, trusted_senders
+from worker.jobs import (
+    email,
+    groups,
+    imports,
+    list_secret,
+    lists,
+    recipients,
+    sms,
+    smtp_users,
+    trusted_senders,
+)
 from worker.settings import Settings
 
 KINDS: dict[str, JobKind] = {
@@ -17,6 +27,16 @@ KINDS: dict[str, JobKind] = {
         smtp_users.CREATE,
         smtp_users.RESET,
         smtp_users.INFO,
+        lists.CREATE,
+        lists.UPDATE,
+        lists.DELETE,
+        groups.CREATE,
+        groups.UPDATE,
+        groups.DELETE,
+        groups.CLEAR,
+        recipients.ADD,
+        recipients.SUBSCRIPTION,
+        imports.KIND,
     )
 }
 CHANNELS = sorted({kind.channel.name for kind in KINDS.values() if kind.channel})

@@ -302,3 +302,97 @@ class SmtpUserAccount(Base):
     list_id: Mapped[int] = mapped_column(Integer)
     password_encrypted: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class MailingList(Base):
+    """The ledger's mirror of an account's lists, refreshed by every read and job."""
+
+    __tablename__ = "lists"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    list_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    guid: Mapped[str] = mapped_column(String(36))
+    owner_email: Mapped[str | None] = mapped_column(String(320))
+    # When the ledger first saw it (or created it), and last saw it on MailUp.
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ListGroup(Base):
+    """The ledger's mirror of the lists' groups."""
+
+    __tablename__ = "groups"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    deletable: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index(None, "account", "list_id"),)
+
+
+class RecipientImport(Base):
+    """One import of recipients (a CSV file, or rows from Python), split into chunk jobs."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    account: Mapped[str] = mapped_column(String(64))
+    list_id: Mapped[int] = mapped_column(Integer)
+    group_id: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(500))
+    confirm_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    optout: Mapped[bool] = mapped_column(Boolean, default=False)
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When every row was read and every chunk queued (None: still being read, or cut short).
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ImportChunk(Base):
+    """A chunk of an import: its rows, its job, MailUp's import id and counters."""
+
+    __tablename__ = "import_chunks"
+
+    import_id: Mapped[str] = mapped_column(
+        ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    # The rows as MailUp's recipients, JSON.
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    mailup_import_id: Mapped[int | None] = mapped_column(BigInteger)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated: Mapped[int | None] = mapped_column(Integer)
+    valid: Mapped[int | None] = mapped_column(Integer)
+    created: Mapped[int | None] = mapped_column(Integer)
+    imported: Mapped[int | None] = mapped_column(Integer)
+    not_valid: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (Index(None, "mailup_import_id", "completed_at"),)
+
+
+class ImportReject(Base):
+    """A row an import refused at the door: its line in the source, and why."""
+
+    __tablename__ = "import_rejects"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    import_id: Mapped[str] = mapped_column(ForeignKey("imports.id", ondelete="CASCADE"), index=True)
+    line: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    row: Mapped[str] = mapped_column(Text)

@@ -1,4 +1,6 @@
-"""MailUp's Console API (OAuth2 Bearer): lists, SMTP+ users and trusted senders.
+"""MailUp's Console API (OAuth2 Bearer): the client every Console family calls through, and
+the SMTP+ user and trusted-sender methods. Lists and groups are in ``lists``, recipients
+and imports in ``recipients``.
 
 A 401 means the token expired: the client asks for a new one and retries once. Every call
 counts against the account's 5 calls per second (LIMITS.md), through ``throttle``. Lists of
@@ -19,14 +21,6 @@ from worker.mailup.http import Reply, Throttle, Timeouts, call, no_throttle
 NOT_CONFIRMED, CONFIRMED, BLOCKED = 0, 1, 2  # a trusted sender's StatusCode
 # Asked of MailUp; it may answer smaller pages, and ``pages`` follows whatever it answers.
 PAGE_SIZE = 50
-
-
-@dataclass(frozen=True)
-class ListDetails:
-    id: int
-    guid: str
-    name: str
-    owner_email: str
 
 
 @dataclass(frozen=True)
@@ -129,31 +123,15 @@ class ConsoleClient:
         self._timeouts = timeouts
         self._throttle = throttle
 
-    # --- lists -------------------------------------------------------------------------
-
-    def list_details(self, list_id: int) -> ListDetails:
-        body = self._call("GET", f"Console/List/{list_id}", "read list details").body
-        guid = body.get("ListGuid")
-        if not isinstance(guid, str) or not guid:
-            raise PermanentError(f"MailUp's details of list {list_id} carry no ListGuid")
-        return ListDetails(
-            id=int(body.get("IdList") or list_id),
-            guid=guid,
-            name=str(body.get("Name") or ""),
-            owner_email=str(body.get("OwnerEmail") or ""),
-        )
-
     # --- SMTP+ users --------------------------------------------------------------------
 
     def smtp_priorities(self) -> list[Priority]:
-        reply = self._call("GET", "Console/SmtpPlusPriorities", "read SMTP+ priorities")
-        # A bare JSON array, which http.call hands over as {"Data": [...]}.
-        items = reply.body.get("Data") or []
-        return [Priority(int(p["PriorityCode"]), str(p["PriorityName"])) for p in items]
+        reply = self.call("GET", "Console/SmtpPlusPriorities", "read SMTP+ priorities")
+        return [Priority(int(p["PriorityCode"]), str(p["PriorityName"])) for p in reply.data]
 
     def create_smtp_user(self, list_id: int, user: NewSmtpUser) -> SmtpPlusUser:
         """Not idempotent: a lost answer may have created a user."""
-        reply = self._call(
+        reply = self.call(
             "POST",
             f"Console/List/{list_id}/SmtpPlus",
             "create SMTP+ user",
@@ -163,7 +141,7 @@ class ConsoleClient:
         return SmtpPlusUser.from_dto(reply.body)
 
     def reset_smtp_password(self, list_id: int, username: str) -> SmtpPlusUser:
-        reply = self._call(
+        reply = self.call(
             "POST",
             f"Console/List/{list_id}/SmtpPlus/Reset",
             "reset SMTP+ password",
@@ -177,7 +155,7 @@ class ConsoleClient:
     def trust_sender(self, email: str) -> TrustedSender:
         # Asking again re-sends the verification email and resets the status (the caller
         # decides whether that is wanted): the end state is the same, so retrying is safe.
-        reply = self._call("POST", "Console/TrustedSenders", "trust sender", json={"Email": email})
+        reply = self.call("POST", "Console/TrustedSenders", "trust sender", json={"Email": email})
         return TrustedSender.from_dto(reply.body)
 
     def trusted_senders(self) -> list[TrustedSender]:
@@ -186,7 +164,7 @@ class ConsoleClient:
 
     def disable_trusted_sender(self, sender: TrustedSender) -> TrustedSender:
         """If-Match carries the address exactly as MailUp stores it."""
-        reply = self._call(
+        reply = self.call(
             "DELETE",
             f"Console/TrustedSenders/{sender.id}",
             "disable trusted sender",
@@ -197,17 +175,28 @@ class ConsoleClient:
     # --- plumbing -----------------------------------------------------------------------
 
     def pages(
-        self, path: str, operation: str, params: dict[str, Any] | None = None
+        self,
+        path: str,
+        operation: str,
+        *,
+        filterby: str | None = None,
+        orderby: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every item of a paged list, page by page, in pages of the size MailUp chooses.
 
         ``PageNumber`` counts from 0; the envelope's ``Skipped``, ``PageSize`` and
         ``TotalElementsCount`` say where the next page starts and when to stop.
+        ``filterby`` and ``orderby`` take MailUp's syntax (``Name=='News'``, ``idList desc``).
         """
+        params = {"filterby": filterby, "orderby": orderby}
         page = 0
         while True:
-            query = {**(params or {}), "PageNumber": page, "PageSize": PAGE_SIZE}
-            body = self._call("GET", path, operation, params=query).body
+            query = {
+                **{k: v for k, v in params.items() if v},
+                "PageNumber": page,
+                "PageSize": PAGE_SIZE,
+            }
+            body = self.call("GET", path, operation, params=query).body
             items = list(body.get("Items") or [])
             yield from items
             seen = int(body.get("Skipped") or 0) + len(items)
@@ -215,7 +204,7 @@ class ConsoleClient:
                 return
             page += 1
 
-    def _call(
+    def call(
         self, method: str, path: str, operation: str, *, idempotent: bool = True, **kwargs: Any
     ) -> Reply:
         token = self._token()

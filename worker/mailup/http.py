@@ -70,6 +70,11 @@ class Reply:
     code: str | None
     body: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def data(self) -> Any:
+        """The answer's ``Data``: the SMS envelope's, or a bare JSON array or number."""
+        return self.body.get("Data")
+
 
 def _never_left(exc: requests.ConnectionError) -> bool:
     """True when the connection was never established, so the request was not sent."""
@@ -161,4 +166,4 @@ def _json(response: requests.Response) -> dict[str, Any]:
         body = response.json()
     except ValueError:
         return {}
-    return body if isinstance(body, dict) else {"Data": body}
+    return body if isinstance(body, dict) else {"Data": body}  # a bare array or number

@@ -118,7 +118,7 @@ class SmsClient:
             success_codes=SMS_SENT_CODES,
             json=message.body(),
         )
-        data = reply.body.get("Data") or {}
+        data = reply.data or {}
         return SmsSent(
             delivery_id=int(data.get("DeliveryId") or 0),
             cost=float(data.get("Cost") or 0),
@@ -129,14 +129,14 @@ class SmsClient:
     def get_list_secret(self, list_id: int) -> tuple[str | None, Reply]:
         """The list's ListSecret, or None when none is configured."""
         reply = self._list_secret("GET", list_id, operation="read ListSecret")
-        data = reply.body.get("Data") or {}
+        data = reply.data or {}
         return data.get("ListSecret") or None, reply
 
     def create_list_secret(self, list_id: int, list_guid: str) -> tuple[str, Reply]:
         reply = self._list_secret(
             "POST", list_id, operation="create ListSecret", json={"ListGUID": list_guid}
         )
-        secret = (reply.body.get("Data") or {}).get("ListSecret")
+        secret = (reply.data or {}).get("ListSecret")
         if not secret:
             # Not documented: some answers omit it; reading it back is always allowed.
             secret, reply = self.get_list_secret(list_id)

@@ -1,0 +1,189 @@
+"""Job kinds ``group_create``, ``group_update``, ``group_delete`` and ``group_clear`` (remove
+every recipient from a group), and the ledger's mirror of the lists' groups (``groups``).
+
+Group names are unique per list here, so that a creation whose answer was lost is
+reconciled by name (see ``worker.jobs.lists``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import Field, model_validator
+from sqlalchemy import Connection, select, update
+
+from worker.engine.clients import console_client
+from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Refused, Result
+from worker.jobs.fields import ListId
+from worker.jobs.lists import Name
+from worker.ledger import store
+from worker.ledger.db import connection
+from worker.ledger.models import ListGroup, utcnow
+from worker.mailup.errors import AmbiguousError, PermanentError, TransientError
+from worker.mailup.lists import Group, Groups
+from worker.settings import Settings
+
+GroupId = Field(gt=0)
+
+
+class CreateGroup(Payload):
+    list_id: ListId
+    name: Name
+    notes: str = Field(default="", max_length=1000)
+
+
+class UpdateGroup(Payload):
+    list_id: ListId
+    group_id: int = GroupId
+    name: Name | None = None
+    notes: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.name is None and self.notes is None:
+            raise FieldError("name", "give a new name, new notes or both")
+        return self
+
+
+class GroupRef(Payload):
+    """A group of a list, to delete or to empty."""
+
+    list_id: ListId
+    group_id: int = GroupId
+
+
+def execute_create(context: JobContext, payload: CreateGroup) -> Result:
+    account = context.claim.account
+    groups = Groups(console_client(context.settings, account))
+    existing = _named(groups, payload.list_id, payload.name)
+    if existing is not None:
+        if context.claim.number == 1:
+            raise Refused(
+                "group_exists",
+                f"list {payload.list_id} has a group named {payload.name!r} (id {existing.id})",
+            )
+        return _result(account, existing, reconciled=True)  # an earlier try made it
+    context.calling()
+    try:
+        group = groups.create(payload.list_id, payload.name, payload.notes)
+    except AmbiguousError as exc:
+        found = _named(groups, payload.list_id, payload.name)
+        if found is None:
+            raise TransientError(
+                f"{exc.message}; list {payload.list_id} has no group named {payload.name!r}: "
+                "trying again",
+                http_status=exc.http_status,
+                code=exc.code,
+            ) from None
+        return _result(account, found, reconciled=True)
+    return _result(account, group, reconciled=False)
+
+
+def _named(groups: Groups, list_id: int, name: str) -> Group | None:
+    return next((g for g in groups.read(list_id) if g.name == name), None)
+
+
+def execute_update(context: JobContext, payload: UpdateGroup) -> Result:
+    account = context.claim.account
+    groups = Groups(console_client(context.settings, account))
+    name, notes = payload.name, payload.notes
+    if name is None or notes is None:  # MailUp takes both: keep the one not asked to change
+        current = next((g for g in groups.read(payload.list_id) if g.id == payload.group_id), None)
+        if current is None:
+            raise Refused("group_unknown", _unknown(payload))
+        name, notes = name or current.name, current.notes if notes is None else notes
+    group = groups.update(payload.list_id, payload.group_id, name, notes)
+    return _result(account, group, reconciled=False)
+
+
+def execute_delete(context: JobContext, payload: GroupRef) -> Result:
+    account = context.claim.account
+    try:
+        Groups(console_client(context.settings, account)).delete(payload.list_id, payload.group_id)
+    except PermanentError as exc:
+        if exc.http_status != 404 or context.claim.number == 1:
+            raise  # (a 404 after an earlier try: that try deleted it, its answer lost)
+    return Result(
+        outcome={"list_id": payload.list_id, "group_id": payload.group_id, "deleted": True},
+        record=lambda db: forget(db, account, payload.group_id),
+        http_status=200,
+    )
+
+
+def execute_clear(context: JobContext, payload: GroupRef) -> Result:
+    groups = Groups(console_client(context.settings, context.claim.account))
+    removed = groups.clear(payload.list_id, payload.group_id)
+    outcome = {"list_id": payload.list_id, "group_id": payload.group_id, "removed": removed}
+    return Result(outcome=outcome, http_status=200)
+
+
+def _result(account: str, group: Group, *, reconciled: bool) -> Result:
+    outcome = {
+        "list_id": group.list_id,
+        "group_id": group.id,
+        "name": group.name,
+        "notes": group.notes,
+        "reconciled": reconciled,
+    }
+    return Result(outcome=outcome, record=lambda db: mirror(db, account, [group]), http_status=200)
+
+
+def _unknown(payload: GroupRef | UpdateGroup) -> str:
+    return f"list {payload.list_id} has no group {payload.group_id}"
+
+
+# --- the mirror ---------------------------------------------------------------------------
+
+
+def mirror(db: Connection, account: str, found: list[Group]) -> None:
+    now = utcnow()
+    for group in found:
+        values: dict[str, Any] = {
+            "list_id": group.list_id,
+            "name": group.name,
+            "notes": group.notes,
+            "deletable": group.deletable,
+            "last_seen_at": now,
+            "deleted_at": None,
+        }
+        where = (ListGroup.account == account, ListGroup.group_id == group.id)
+        if db.scalar(select(ListGroup.created_at).where(*where)) is None:
+            store.upsert(
+                db, ListGroup, account=account, group_id=group.id, created_at=now, **values
+            )
+        else:
+            db.execute(update(ListGroup).where(*where).values(**values))
+
+
+def forget(db: Connection, account: str, group_id: int) -> None:
+    db.execute(
+        update(ListGroup)
+        .where(ListGroup.account == account, ListGroup.group_id == group_id)
+        .values(deleted_at=utcnow())
+    )
+
+
+def list_of(settings: Settings, account: str, group_id: int) -> int | None:
+    """The list a group belongs to, as far as the ledger knows."""
+    with connection(settings.ledger_url) as db:
+        return db.scalar(
+            select(ListGroup.list_id).where(
+                ListGroup.account == account,
+                ListGroup.group_id == group_id,
+                ListGroup.deleted_at.is_(None),
+            )
+        )
+
+
+def read(settings: Settings, account: str, list_id: int) -> list[Group]:
+    """A list's groups from MailUp; mirrored."""
+    found = Groups(console_client(settings, account)).read(list_id)
+    with connection(settings.ledger_url) as db:
+        mirror(db, account, found)
+    return found
+
+
+CREATE = JobKind("group_create", CreateGroup, execute_create)
+UPDATE = JobKind("group_update", UpdateGroup, execute_update)
+DELETE = JobKind("group_delete", GroupRef, execute_delete)
+CLEAR = JobKind("group_clear", GroupRef, execute_clear)

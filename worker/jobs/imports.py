@@ -1,0 +1,333 @@
+"""Recipient imports: rows checked at the door, staged in chunks beside their jobs, each
+chunk posted to MailUp's asynchronous import (job kind ``import_chunk``), and MailUp's
+progress polled by beat until every chunk has completed.
+
+An import (``imports``) holds what was read and refused; each chunk (``import_chunks``)
+its rows, its job, MailUp's import id and, once MailUp says so, its counters. A chunk
+whose answer is lost stays in doubt: MailUp's import list cannot tell which import it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session, defer
+
+from worker.engine.clients import console_client
+from worker.engine.kind import JobContext, JobKind, Payload, Poll, Result
+from worker.jobs.fields import ListId
+from worker.ledger.db import connection, transaction
+from worker.ledger.models import (
+    ImportChunk,
+    ImportReject,
+    Job,
+    RecipientImport,
+    utcnow,
+)
+from worker.mailup.errors import MailUpError
+from worker.mailup.recipients import Audience, ImportStatus, Recipient, Recipients
+from worker.settings import Settings
+
+MAX_CHUNK = 10_000
+# The columns every import knows, matched whatever their case; others map to field ids.
+COLUMNS = {
+    "email": "email",
+    "name": "name",
+    "mobilenumber": "mobile_number",
+    "mobileprefix": "mobile_prefix",
+}
+# Good enough to refuse what MailUp would count as not valid, cheap for 100,000 rows.
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[A-Za-z]{2,}$")
+_DIGITS = re.compile(r"^[0-9]{5,15}$")
+_PREFIX = re.compile(r"^(\+|00)?[0-9]{1,4}$")
+_COUNTERS = ("updated", "valid", "created", "imported", "not_valid")
+
+
+class ImportChunkJob(Payload):
+    import_id: str = Field(min_length=36, max_length=36)
+    number: int = Field(ge=1)
+    list_id: ListId
+    group_id: int | None = Field(default=None, gt=0)
+    confirm_email: bool = False
+    optout: bool = False
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What a chunk job stages beside itself: its rows as MailUp's recipients."""
+
+    rows: int
+    body: bytes
+
+
+def check_row(values: Mapping[str, str], fields: Mapping[str, int]) -> dict[str, Any] | str:
+    """A row as a MailUp recipient, or why it is refused. ``values`` maps lower-case column
+    names to text; ``fields`` maps other (lower-case) columns to MailUp field ids."""
+    email = (values.get("email") or "").strip()
+    if not email:
+        return "email: missing"
+    if not _EMAIL.match(email):
+        return f"email: {email!r} is not a valid address"
+    recipient: dict[str, Any] = {"Email": email}
+    name = (values.get("name") or "").strip()
+    if name:
+        recipient["Name"] = name
+    mobile = "".join((values.get("mobilenumber") or "").split())
+    prefix = (values.get("mobileprefix") or "").strip()
+    if mobile:
+        if not _DIGITS.match(mobile):
+            return f"mobilenumber: {mobile!r} is not 5 to 15 digits"
+        recipient["MobileNumber"] = mobile
+    if prefix:
+        if not _PREFIX.match(prefix):
+            return f"mobileprefix: {prefix!r} is not an international prefix"
+        recipient["MobilePrefix"] = prefix
+    mapped = [{"Id": i, "Value": values[c].strip()} for c, i in fields.items() if values.get(c)]
+    if mapped:
+        recipient["Fields"] = mapped
+    return recipient
+
+
+def chunk(recipients: list[dict[str, Any]]) -> Chunk:
+    return Chunk(len(recipients), json.dumps(recipients, separators=(",", ":")).encode())
+
+
+def stage(session: Session, job_id: str, payload: ImportChunkJob, staged: Chunk) -> None:
+    session.add(
+        ImportChunk(
+            import_id=payload.import_id,
+            number=payload.number,
+            job_id=job_id,
+            rows=staged.rows,
+            body=staged.body,
+        )
+    )
+
+
+def execute(context: JobContext, payload: ImportChunkJob) -> Result:
+    settings = context.settings
+    with connection(settings.ledger_url) as db:
+        body = db.scalar(select(ImportChunk.body).where(*_chunk(payload)))
+    assert body is not None, "a chunk job is staged with its rows"
+    rows = [Recipient.from_dto(item) for item in json.loads(body)]
+    recipients = Recipients(console_client(settings, context.claim.account))
+    context.calling()
+    mailup_id = recipients.start_import(
+        Audience(payload.list_id, payload.group_id),
+        rows,
+        confirm_email=payload.confirm_email,
+        optout=payload.optout,
+    )
+    outcome = {"import_id": payload.import_id, "chunk": payload.number, "rows": len(rows)}
+    return Result(
+        outcome={**outcome, "mailup_import_id": mailup_id},
+        record=lambda db: db.execute(
+            update(ImportChunk).where(*_chunk(payload)).values(mailup_import_id=mailup_id)
+        ),
+        http_status=200,
+    )
+
+
+def _chunk(payload: ImportChunkJob) -> tuple[Any, ...]:
+    return (ImportChunk.import_id == payload.import_id, ImportChunk.number == payload.number)
+
+
+def describe(session: Session, job: Job) -> dict[str, Any]:
+    row = session.scalar(
+        select(ImportChunk).options(defer(ImportChunk.body)).where(ImportChunk.job_id == job.id)
+    )
+    result = dict(job.outcome or {})
+    if row is not None:
+        result.update(_chunk_view(row))
+    return result
+
+
+# --- the import as a whole ----------------------------------------------------------------
+
+
+def begin(
+    settings: Settings,
+    account: str,
+    *,
+    audience: Audience,
+    source: str,
+    confirm_email: bool,
+    optout: bool,
+    chunk_size: int,
+) -> str:
+    """A new import's id (its chunks are queued as they fill)."""
+    with transaction(settings.ledger_url) as session:
+        record = RecipientImport(
+            account=account,
+            list_id=audience.list_id,
+            group_id=audience.group_id,
+            source=source[:500],
+            confirm_email=confirm_email,
+            optout=optout,
+            chunk_size=chunk_size,
+            created_at=utcnow(),
+        )
+        session.add(record)
+        session.flush()
+        return record.id
+
+
+def refuse(settings: Settings, import_id: str, rejected: Iterable[tuple[int, str, str]]) -> None:
+    """Keep rows refused at the door: (line, reason, the row as read)."""
+    rows = [
+        {"import_id": import_id, "line": line, "reason": reason, "row": text}
+        for line, reason, text in rejected
+    ]
+    if rows:
+        with connection(settings.ledger_url) as db:
+            db.execute(insert(ImportReject), rows)
+
+
+def finish(
+    settings: Settings, import_id: str, *, rows_read: int, rejected: int, chunks: int
+) -> None:
+    """Every row read and every chunk queued."""
+    with connection(settings.ledger_url) as db:
+        db.execute(
+            update(RecipientImport)
+            .where(RecipientImport.id == import_id)
+            .values(rows_read=rows_read, rows_rejected=rejected, chunks=chunks, queued_at=utcnow())
+        )
+
+
+def poll(settings: Settings) -> int:
+    """Ask MailUp how each posted, unfinished chunk is doing; record what it says.
+    Returns how many chunks completed."""
+    with connection(settings.ledger_url) as db:
+        pending = db.execute(
+            select(
+                RecipientImport.account,
+                ImportChunk.import_id,
+                ImportChunk.number,
+                ImportChunk.mailup_import_id,
+            )
+            .join(RecipientImport, RecipientImport.id == ImportChunk.import_id)
+            .where(ImportChunk.mailup_import_id.is_not(None), ImportChunk.completed_at.is_(None))
+            .order_by(ImportChunk.checked_at.is_not(None), ImportChunk.checked_at)
+        ).all()
+    completed = 0
+    for account, import_id, number, mailup_id in pending:
+        assert mailup_id is not None  # (selected so)
+        try:
+            status = Recipients(console_client(settings, account)).import_status(mailup_id)
+        except MailUpError:
+            continue  # asked again at the next poll
+        completed += status.completed
+        with connection(settings.ledger_url) as db:
+            db.execute(
+                update(ImportChunk)
+                .where(ImportChunk.import_id == import_id, ImportChunk.number == number)
+                .values(**_counters(status))
+            )
+    return completed
+
+
+def _counters(status: ImportStatus) -> dict[str, Any]:
+    now = utcnow()
+    values: dict[str, Any] = {"checked_at": now, "completed_at": now if status.completed else None}
+    if status.completed:
+        values.update({name: getattr(status, name) for name in _COUNTERS})
+    return values
+
+
+def show(settings: Settings, import_id: str) -> dict[str, Any] | None:
+    """An import: what was read and refused, each chunk, and MailUp's totals so far."""
+    with transaction(settings.ledger_url) as session:
+        record = session.get(RecipientImport, import_id)
+        if record is None:
+            return None
+        chunks = session.execute(
+            select(ImportChunk, Job.status)
+            .options(defer(ImportChunk.body))  # the rows themselves are not shown
+            .join(Job, Job.id == ImportChunk.job_id)
+            .where(ImportChunk.import_id == import_id)
+            .order_by(ImportChunk.number)
+        ).all()
+        rejected = session.scalars(
+            select(ImportReject)
+            .where(ImportReject.import_id == import_id)
+            .order_by(ImportReject.line)
+        )
+        views = [{**_chunk_view(row), "job_status": status} for row, status in chunks]
+        return {
+            **_summary(record),
+            "totals": {name: sum(c[name] or 0 for c in views) for name in _COUNTERS},
+            "chunks_completed": sum(1 for c in views if c["completed_at"]),
+            "chunks": views,
+            "rejected": [{"line": r.line, "reason": r.reason, "row": r.row} for r in rejected],
+        }
+
+
+def listing(settings: Settings, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest imports, with their chunks' totals."""
+    totals = [func.coalesce(func.sum(getattr(ImportChunk, n)), 0).label(n) for n in _COUNTERS]
+    with transaction(settings.ledger_url) as session:
+        rows = session.execute(
+            select(
+                RecipientImport,
+                func.count(ImportChunk.number).label("chunks_queued"),
+                func.count(ImportChunk.completed_at).label("chunks_completed"),
+                *totals,
+            )
+            .outerjoin(ImportChunk, ImportChunk.import_id == RecipientImport.id)
+            .group_by(RecipientImport.id)
+            .order_by(RecipientImport.created_at.desc())
+            .limit(limit)
+        ).all()
+        return [
+            {
+                **_summary(row[0]),
+                "chunks_completed": row.chunks_completed,
+                "totals": {name: getattr(row, name) for name in _COUNTERS},
+            }
+            for row in rows
+        ]
+
+
+def _summary(record: RecipientImport) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "account": record.account,
+        "list_id": record.list_id,
+        "group_id": record.group_id,
+        "source": record.source,
+        "confirm_email": record.confirm_email,
+        "optout": record.optout,
+        "rows_read": record.rows_read,
+        "rows_rejected": record.rows_rejected,
+        "chunks": record.chunks,
+        "created_at": record.created_at.isoformat(),
+        "queued_at": record.queued_at.isoformat() if record.queued_at else None,
+    }
+
+
+def _chunk_view(row: ImportChunk) -> dict[str, Any]:
+    return {
+        "chunk": row.number,
+        "job_id": row.job_id,
+        "rows": row.rows,
+        "mailup_import_id": row.mailup_import_id,
+        "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+        **{name: getattr(row, name) for name in _COUNTERS},
+    }
+
+
+KIND = JobKind(
+    "import_chunk",
+    ImportChunkJob,
+    execute,
+    describe,
+    stage=stage,
+    polls=(Poll("imports", lambda s: s.import_poll, poll),),
+)
