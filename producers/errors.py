@@ -25,6 +25,11 @@ class NotGsmWarning(UserWarning):
     characters would be lost or replaced on the way to the phone."""
 
 
+class TransactionalIsBetterWarning(UserWarning):
+    """A campaign send to one recipient: it queues behind MailUp's campaign checks
+    (seconds each); one-to-one mail belongs to the transactional API (send_email)."""
+
+
 class BrokerUnavailableWarning(UserWarning):
     """The job is accepted (it is in the ledger) but its message could not be handed to the
     broker: the sweeper publishes it once the broker answers. Do not submit it again."""

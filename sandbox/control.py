@@ -62,7 +62,7 @@ def build_router(sb: Sandbox) -> Router:
 
     @router.route("GET", r"/limits")
     def get_limits(req: Request) -> Reply:
-        return Reply(200, asdict(sb.limits.settings))
+        return Reply(200, sb.limits.settings.view())
 
     @router.route("POST", r"/limits")
     def set_limits(req: Request) -> Reply:
@@ -188,6 +188,38 @@ def build_router(sb: Sandbox) -> Router:
     def set_smtp_user(req: Request) -> Reply:
         return _found(sb.set_smtp_user, req.params["username"], **_body(req))
 
+    # --- Console email messages and sendings ---------------------------------------------------
+
+    @router.route("GET", r"/state/messages")
+    def messages(req: Request) -> Reply:
+        list_id = req.query.get("list_id")
+        return Reply(200, {"messages": sb.messages(None if list_id is None else int(list_id))})
+
+    @router.route("POST", r"/messages/(?P<message_id>\d+)")
+    def set_message(req: Request) -> Reply:
+        return _found(sb.set_message, int(req.params["message_id"]), **_body(req))
+
+    @router.route("GET", r"/sendings")
+    def sendings(req: Request) -> Reply:
+        return Reply(200, {"sendings": sb.sendings()})
+
+    @router.route("POST", r"/sendings/(?P<sending_id>\d+)")
+    def set_sending(req: Request) -> Reply:
+        body = _body(req)
+        return _found(
+            sb.set_sending, int(req.params["sending_id"]), str(body["state"]), body.get("at")
+        )
+
+    @router.route("GET", r"/sendings/duration")
+    def get_sending_duration(req: Request) -> Reply:
+        with sb.state.lock:
+            return Reply(200, {"duration": sb.state.sending_duration})
+
+    @router.route("POST", r"/sendings/duration")
+    def set_sending_duration(req: Request) -> Reply:
+        sb.set_sending_duration(_body(req)["duration"])
+        return get_sending_duration(req)
+
     @router.route("GET", r"/emails")
     def emails(req: Request) -> Reply:
         return Reply(200, {"emails": sb.emails()})
@@ -197,7 +229,7 @@ def build_router(sb: Sandbox) -> Router:
 
 def _found(change: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> Reply:
     """200 with what ``change`` answers; 404 when it names an unknown account, sender, user,
-    list, group or import."""
+    list, group, import, message or sending."""
     try:
         return Reply(200, change(*args, **kwargs))
     except LookupError as exc:

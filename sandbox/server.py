@@ -13,8 +13,9 @@ URL layout (each family stands for a MailUp host):
 API requests go through ``dispatch``: pick the route, count the call against MailUp's
 per-account caps (``sandbox.limits``; over the cap: 429, nothing else happens), decide the fault,
 run the handler (or not), replace its answer if the fault says so, journal the exchange. Adding
-a family means importing it into ``FAMILIES``; the Console family's routes live in three modules
-(``console``, ``lists``, ``recipients``), all of which must be imported for it to be whole.
+a family means importing it into ``FAMILIES``; the Console family's routes live in five modules
+(``console``, ``lists``, ``recipients``, ``messages``, ``sendings``), all of which must be
+imported for it to be whole.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from sandbox import control
-from sandbox.apis import lists, recipients
+from sandbox.apis import lists, messages, recipients, sendings
 from sandbox.apis.console import CONSOLE
 from sandbox.apis.oauth import OAUTH
 from sandbox.apis.sms import SMS
@@ -46,16 +47,24 @@ from sandbox.state import (
     DEFAULT_PASSWORD,
     DEFAULT_SMTP_SECRET,
     DEFAULT_SMTP_USER,
+    DEFAULT_TRIAL_RECIPIENTS,
     DEFAULT_USERNAME,
+    DEFERRED,
+    FINISHED,
+    IMMEDIATE,
+    SENDING_STATES,
     STATUS_CODES,
+    STOPPED,
     SUBSCRIPTION_STATUSES,
     Account,
+    EmailMessage,
     Group,
     Import,
     MailingList,
     Recipient,
     RecipientData,
     SandboxState,
+    Sending,
     TrustedSender,
     jsonable,
     recipient_problem,
@@ -63,9 +72,11 @@ from sandbox.state import (
 )
 
 FAMILIES: tuple[ApiFamily, ...] = (SMS, OAUTH, CONSOLE, TRANSACTIONAL)
-CONSOLE_MODULES = (lists, recipients)  # imported for the routes they add to CONSOLE
+# imported for the routes they add to CONSOLE
+CONSOLE_MODULES = (lists, recipients, messages, sendings)
 SMTP_USER_SETTINGS = ("is_enabled", "admin_block", "block_until", "deleted")
-ACCOUNT_SETTINGS = ("status", "credits")
+ACCOUNT_SETTINGS = ("status", "credits", "trial", "trial_recipients")
+MESSAGE_SETTINGS = ("archived", "published")
 
 
 class Sandbox:
@@ -165,7 +176,8 @@ class Sandbox:
 
     def set_limits(self, **settings: Any) -> None:
         """MailUp's caps in calls per second per account: ``sms_per_second`` (30),
-        ``console_per_second`` (5); 0 means no cap, a missing one MailUp's value."""
+        ``console_per_second`` (5), and ``stop_delete_interval`` (30 s between two stops, or two
+        deletes, of a sending); 0 means no cap, a missing one MailUp's value."""
         self.limits.configure(LimitSettings.from_dict(settings))
 
     def force(self, http_status: int, code: str | None = None, **extra: Any) -> None:
@@ -222,12 +234,19 @@ class Sandbox:
             return [_account_view(a) for a in self.state.accounts.values()]
 
     def set_account(self, account_id: int, **settings: Any) -> dict[str, Any]:
-        """Change an account: ``status`` (one of ACCOUNT_STATUSES), ``credits`` (SMS credits)."""
+        """Change an account: ``status`` (one of ACCOUNT_STATUSES), ``credits`` (SMS credits),
+        ``trial`` (a free trial console account: true or false) and ``trial_recipients`` (how
+        many recipients a trial account's sending processes, an integer >= 0)."""
         unknown = set(settings) - set(ACCOUNT_SETTINGS)
         if unknown:
             raise ValueError(f"unknown fields: {sorted(unknown)}; known: {ACCOUNT_SETTINGS}")
         if settings.get("status", "active") not in ACCOUNT_STATUSES:
             raise ValueError(f"status must be one of {ACCOUNT_STATUSES}")
+        if not isinstance(settings.get("trial", False), bool):
+            raise ValueError("trial must be true or false")
+        trial_recipients = settings.get("trial_recipients", 0)
+        if type(trial_recipients) is not int or trial_recipients < 0:
+            raise ValueError("trial_recipients must be an integer >= 0")
         if "credits" in settings:
             settings["credits"] = float(settings["credits"])
         with self.state.lock:
@@ -393,6 +412,81 @@ class Sandbox:
         with self.state.lock:
             self.state.import_delay = float(seconds)
 
+    # --- Console email messages and sendings (MailUp's own view) --------------------------------
+
+    def messages(self, list_id: int | None = None) -> list[dict[str, Any]]:
+        """Every Console email message (of ``list_id`` when given), oldest first, with its tag
+        ids, attachments (name, slot, size), published and archived flags."""
+        with self.state.lock:
+            return [
+                _message_view(m)
+                for m in self.state.messages.values()
+                if list_id in (None, m.list_id)
+            ]
+
+    def set_message(self, message_id: int, **settings: Any) -> dict[str, Any]:
+        """Change a message as MailUp's own console would: ``archived``, ``published`` (bools;
+        the Console API can publish but has no call to archive)."""
+        unknown = set(settings) - set(MESSAGE_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown fields: {sorted(unknown)}; known: {MESSAGE_SETTINGS}")
+        if not all(isinstance(v, bool) for v in settings.values()):
+            raise ValueError("archived and published must be true or false")
+        with self.state.lock:
+            message = self.state.messages.get(message_id)
+            if message is None:
+                raise KeyError(f"unknown message {message_id}")
+            for name, value in settings.items():
+                setattr(message, name, value)
+            return _message_view(message)
+
+    def sendings(self) -> list[dict[str, Any]]:
+        """Every Console sending, oldest first, with its recipients' emails, after moving those
+        whose time has come."""
+        with self.state.lock:
+            self.state.advance_sendings()
+            return [_sending_view(s) for s in self.state.sendings.values()]
+
+    def set_sending(
+        self, sending_id: int, state: str, at: datetime | str | None = None
+    ) -> dict[str, Any]:
+        """Move a sending to ``state`` (one of SENDING_STATES) now: Immediate enters the queue
+        now (it finishes ``sending_duration`` s later), Deferred waits until ``at`` (a datetime
+        or ISO 8601 string, naive meaning UTC; required unless it already had a date),
+        Undefined waits for a start, Finished and Stopped end it now."""
+        if state not in SENDING_STATES:
+            raise ValueError(f"state must be one of {SENDING_STATES}")
+        when = _utc(at)
+        with self.state.lock:
+            self.state.advance_sendings()
+            sending = self.state.sendings.get(sending_id)
+            if sending is None:
+                raise KeyError(f"unknown sending {sending_id}")
+            now = datetime.now(UTC)
+            if state == DEFERRED:
+                when = when or sending.deferred_until
+                if when is None:
+                    raise ValueError("a Deferred sending needs a date: at")
+                sending.state, sending.deferred_until = DEFERRED, when
+                sending.started = sending.finishes = sending.ended = None
+            elif state == IMMEDIATE:
+                self.state.start_sending(sending, now)
+            elif state in (FINISHED, STOPPED):
+                sending.started = sending.started or now
+                sending.state, sending.ended = state, now
+            else:
+                sending.state = state
+                sending.started = sending.finishes = sending.ended = None
+            self.state.advance_sendings(now)
+            return _sending_view(sending)
+
+    def set_sending_duration(self, seconds: float) -> None:
+        """Seconds a sending takes from entering Immediate to finishing, from now on."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError("duration must be a number of seconds >= 0")
+        with self.state.lock:
+            self.state.sending_duration = float(seconds)
+
     def _known_list(self, list_id: int) -> MailingList:
         mlist = self.state.lists.get(list_id)
         if mlist is None:
@@ -468,7 +562,7 @@ class Sandbox:
         if latency:
             time.sleep(latency / 1000)
         body = family.error_body("429", refusal.description)
-        reply = Reply(429, body, {"Retry-After": "1"})
+        reply = Reply(429, body, {"Retry-After": str(refusal.retry_after)})
         self._record(family, req, operation, "limit", reply, family.code_of(body))
         return reply
 
@@ -599,12 +693,42 @@ def _import_view(imp: Import) -> dict[str, Any]:
     }
 
 
+def _message_view(message: EmailMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "account_id": message.account_id,
+        "list_id": message.list_id,
+        "subject": message.subject,
+        "notes": message.notes,
+        "content": message.content,
+        "use_dynamic_field": message.use_dynamic_field,
+        "tag_ids": list(message.tag_ids),
+        "attachments": [
+            {"slot": a.slot, "name": a.name, "size": len(a.data)}
+            for _, a in sorted(message.attachments.items())
+        ],
+        "published": message.published,
+        "archived": message.archived,
+        "created": message.created.isoformat(),
+        "last_sent": None if message.last_sent is None else message.last_sent.isoformat(),
+    }
+
+
+def _sending_view(sending: Sending) -> dict[str, Any]:
+    return jsonable(sending) | {"sent": sending.sent}
+
+
 def _account_view(account: Account) -> dict[str, Any]:
-    return {k: v for k, v in jsonable(account).items() if k != "password"}
+    """The account without its password; the trial settings only when they are not the
+    defaults (older readers of the view know four keys)."""
+    view = {k: v for k, v in jsonable(account).items() if k != "password"}
+    if not account.trial and account.trial_recipients == DEFAULT_TRIAL_RECIPIENTS:
+        del view["trial"], view["trial_recipients"]
+    return view
 
 
 def _utc(value: Any) -> datetime | None:
-    """A block_until value as an aware UTC datetime; naive input means UTC."""
+    """A block_until (or sending date) value as an aware UTC datetime; naive input means UTC."""
     if value is None or isinstance(value, datetime):
         when = value
     elif isinstance(value, str):

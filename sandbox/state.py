@@ -1,11 +1,13 @@
 """The emulated MailUp world: accounts, lists and their groups, recipients and their
 subscriptions, recipient imports, SMS templates, opt-outs, OAuth2 clients and tokens, trusted
-senders, SMTP+ users, email templates and the emails accepted for sending.
+senders, SMTP+ users, email templates, the emails accepted for sending, and the Console's email
+messages, tags and sendings.
 
 Default seeded world (``SandboxState.default()``), deterministic so demos and tests can rely on it:
 
 - account 1234, active, console user ``m1234`` / password ``sandbox-password``, 1000000 SMS
-  credits;
+  credits, not a trial account (a trial one processes at most ``trial_recipients``, 25, recipients
+  per sending);
 - lists 1, 2, 3 of that account, GUIDs ``00000000-0000-4000-8000-00000000000N``, no ListSecret
   until one is created; default SMS sender (SmsSenderName) ``MailUp`` on lists 1 and 2, none on
   list 3; lists 1 "Newsletter" and 2 "Promotions" carry the sender details of ``LIST_DEFAULTS``
@@ -21,7 +23,10 @@ Default seeded world (``SandboxState.default()``), deterministic so demos and te
 - Console list routes answer at most 20 items per page (``max_page_size``);
 - SMTP+ user ``s1234_1`` / secret ``sandbox-smtp-secret`` on list 1, enabled, priority 3;
 - email templates: list 1 ``7`` (lowercase tags [firstname] [lastname]) and ``9`` (a capitalised
-  [FirstName] beside a lowercase [firstname]); list 2 ``8`` ([order]).
+  [FirstName] beside a lowercase [firstname]); list 2 ``8`` ([order]);
+- no Console email messages, no tags, no sendings: new ones take account-wide ids from 1
+  (messages, tags and sendings each); a sending finishes 2.0 s after it enters the Immediate
+  queue (``sending_duration``). Deleting a list removes its messages, tags and sendings.
 
 Handlers mutate the state only while holding ``state.lock``: one coarse lock keeps every request
 atomic (a check-then-charge can't interleave), and the sandbox is never hot enough to need more.
@@ -39,7 +44,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 DEFAULT_ACCOUNT_ID = 1234
@@ -58,6 +63,15 @@ DEFAULT_MAX_PAGE_SIZE = 20  # the PageSize of every paged example in the docs
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MOBILE_PREFIX_RE = re.compile(r"(\+|00)?\d{1,4}")
 DEFAULT_IMPORT_DELAY = 1.0  # seconds from an import request to its completion
+DEFAULT_SENDING_DURATION = 2.0  # seconds from entering the Immediate queue to finishing
+DEFAULT_TRIAL_RECIPIENTS = 25  # recipients a trial account's sending processes
+# A Console sending's states: the three queues, then done or stopped (out of the queues).
+IMMEDIATE, DEFERRED, UNDEFINED, FINISHED, STOPPED = (
+    "Immediate", "Deferred", "Undefined", "Finished", "Stopped",
+)  # fmt: skip
+QUEUES = (IMMEDIATE, DEFERRED, UNDEFINED)
+SENDING_STATES = (*QUEUES, FINISHED, STOPPED)
+ATTACHMENT_SLOTS = range(1, 6)  # MailUp messages have five attachment slots
 SUBSCRIBED, UNSUBSCRIBED, PENDING = "subscribed", "unsubscribed", "pending"
 SUBSCRIPTION_STATUSES = (SUBSCRIBED, UNSUBSCRIBED, PENDING)
 # How a request moves a recipient's status on a list: "subscribe" (an add or import), "confirm"
@@ -139,6 +153,8 @@ class Account:
     password: str
     credits: float
     status: str = "active"  # one of ACCOUNT_STATUSES; the transactional email API checks it
+    trial: bool = False  # a free trial console account: its sendings are cut short
+    trial_recipients: int = DEFAULT_TRIAL_RECIPIENTS  # recipients a trial sending processes
 
 
 @dataclass
@@ -338,6 +354,80 @@ class SentEmail:
 
 
 @dataclass
+class Tag:
+    """A Console tag of a list's email messages."""
+
+    id: int
+    list_id: int
+    name: str
+    enabled: bool = True
+
+
+@dataclass
+class Attachment:
+    """A file in one of a message's five slots, its bytes decoded."""
+
+    slot: int
+    name: str
+    data: bytes
+
+
+@dataclass
+class EmailMessage:
+    """A Console email message of a list (not a transactional email: see ``SentEmail``)."""
+
+    id: int
+    account_id: int
+    list_id: int
+    subject: str
+    content: str = ""  # the HTML
+    head: str = ""
+    body: str = ""
+    embed: bool = False
+    is_confirmation: bool = False
+    notes: str = ""
+    fields: list[dict[str, Any]] = field(default_factory=list)  # [{"Id", "Value", "Description"}]
+    use_dynamic_field: bool = False
+    tag_ids: list[int] = field(default_factory=list)
+    tracking: dict[str, Any] = field(default_factory=dict)  # {"Enabled", "Protocols", ...}
+    attachments: dict[int, Attachment] = field(default_factory=dict)  # by slot
+    created: datetime = field(default_factory=utcnow)
+    published: bool = False  # online visibility
+    archived: bool = False
+    last_sent: datetime | None = None  # when a sending of it was last created
+
+
+@dataclass
+class Sending:
+    """A Console sending of an email message: its recipients are a snapshot taken when it was
+    asked for. Its state moves lazily (``SandboxState.advance_sendings``)."""
+
+    id: int
+    account_id: int
+    list_id: int
+    message_id: int
+    kind: str  # "list", "group" or "recipient"
+    group_id: int | None
+    sender_name: str
+    sender_address: str
+    reply_to: str | None
+    recipients: list[str]  # the emails enqueued
+    invalid: list[dict[str, str]]  # [{"Email", "Reason"}]
+    unprocessed: list[dict[str, str]]
+    created: datetime  # full precision: a short sending_duration must show
+    state: str = UNDEFINED  # one of SENDING_STATES
+    deferred_until: datetime | None = None
+    started: datetime | None = None  # when it entered the Immediate queue
+    finishes: datetime | None = None  # started + the sending_duration of then
+    ended: datetime | None = None  # when it finished or was stopped
+
+    @property
+    def sent(self) -> int:
+        """MailUp's Sent: the recipients enqueued, and the discarded ones too (the doc)."""
+        return len(self.recipients) + len(self.invalid) + len(self.unprocessed)
+
+
+@dataclass
 class SandboxState:
     accounts: dict[int, Account]
     lists: dict[int, MailingList]
@@ -359,6 +449,10 @@ class SandboxState:
     recipient_ids: dict[tuple[int, str], int] = field(default_factory=dict)
     imports: dict[int, Import] = field(default_factory=dict)
     import_delay: float = DEFAULT_IMPORT_DELAY  # seconds, for imports asked for from now on
+    messages: dict[int, EmailMessage] = field(default_factory=dict)
+    tags: dict[int, Tag] = field(default_factory=dict)
+    sendings: dict[int, Sending] = field(default_factory=dict)
+    sending_duration: float = DEFAULT_SENDING_DURATION  # seconds, from entering Immediate
     # The next id of each kind of thing; MailUp numbers them per account, the sandbox globally
     # (an account still sees its own ids grow, with gaps where another account's went).
     next_ids: dict[str, int] = field(default_factory=dict)
@@ -414,7 +508,15 @@ class SandboxState:
                 2: {8: EmailTemplate("Receipt", "<p>Order [order]</p>", "Order [order]")},
             },
             groups=groups,
-            next_ids={"list": 4, "group": 3, "recipient": 1, "import": 1},
+            next_ids={
+                "list": 4,
+                "group": 3,
+                "recipient": 1,
+                "import": 1,
+                "message": 1,
+                "tag": 1,
+                "sending": 1,
+            },
         )
 
     def take_delivery_id(self) -> int:
@@ -490,7 +592,8 @@ class SandboxState:
     # --- lists, groups, recipients, imports (call with ``lock`` held) --------------------------
 
     def take_id(self, kind: str) -> int:
-        """The next id of ``kind``: "list", "group", "recipient" or "import"."""
+        """The next id of ``kind``: "list", "group", "recipient", "import", "message", "tag" or
+        "sending"."""
         taken = self.next_ids[kind]
         self.next_ids[kind] = taken + 1
         return taken
@@ -504,12 +607,13 @@ class SandboxState:
         return mlist
 
     def delete_list(self, list_id: int) -> MailingList:
-        """Remove the list with its groups, subscriptions and imports."""
+        """Remove the list with its groups, subscriptions, imports, messages, tags, sendings."""
         mlist = self.lists.pop(list_id)
         for group in self.list_groups(list_id):
             del self.groups[group.id]
-        for imp in [i for i in self.imports.values() if i.list_id == list_id]:
-            del self.imports[imp.id]
+        for things in (self.imports, self.messages, self.tags, self.sendings):
+            for key in [k for k, v in things.items() if v.list_id == list_id]:
+                del things[key]
         return mlist
 
     def list_groups(self, list_id: int) -> list[Group]:
@@ -598,6 +702,26 @@ class SandboxState:
             counts.updated += not created
         imp.completed = utcnow()
 
+    # --- Console sendings (call with ``lock`` held) --------------------------------------------
+
+    def start_sending(self, sending: Sending, at: datetime) -> None:
+        """Into the Immediate queue at ``at``; it finishes ``sending_duration`` s later."""
+        sending.state, sending.started = IMMEDIATE, at
+        sending.finishes = at + timedelta(seconds=self.sending_duration)
+        sending.ended = None
+
+    def advance_sendings(self, now: datetime | None = None) -> None:
+        """Move every sending as time has moved: sendings run lazily, on observation. A deferred
+        one enters Immediate at its date (its creation, if the date was already past then)."""
+        now = datetime.now(UTC) if now is None else now
+        for sending in self.sendings.values():
+            due, ends = sending.deferred_until, sending.finishes
+            if sending.state == DEFERRED and due is not None and due <= now:
+                self.start_sending(sending, max(due, sending.created))
+                ends = sending.finishes
+            if sending.state == IMMEDIATE and ends is not None and ends <= now:
+                sending.state, sending.ended = FINISHED, ends
+
     def describe(self) -> list[str]:
         """Human-readable summary of credentials and lists, for ``serve``'s banner."""
         lines = [
@@ -616,6 +740,9 @@ class SandboxState:
             for g in self.groups.values()
         ]
         lines.append(f"imports complete {self.import_delay:g} s after they are asked for")
+        lines.append(
+            f"Console sendings finish {self.sending_duration:g} s after they enter Immediate"
+        )
         lines.append(f"SMS templates: {self.sms_templates}")
         lines.append(f"opt-out numbers: {sorted(self.optout)}")
         lines += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from celery import Celery
@@ -53,9 +54,19 @@ def create_app(settings: Settings | None = None) -> Celery:
     return app
 
 
-# What `celery -A worker.app` and `mailup-jobs worker` run: this app and its tasks.
-app = create_app()
-app.conf.include = ["worker.tasks"]
+@functools.cache
+def _process_app() -> Celery:
+    app = create_app()
+    app.conf.include = ["worker.tasks"]
+    return app
+
+
+def __getattr__(name: str) -> Celery:
+    """``app``: what `celery -A worker.app` and `mailup-jobs worker` run, made on first use
+    so that importing this module (to publish, say) reads no setting."""
+    if name == "app":
+        return _process_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @worker_process_init.connect

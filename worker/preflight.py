@@ -15,6 +15,7 @@ import requests
 from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from worker.app import create_app
 from worker.engine.clients import require, stored_smtp_password, variable
 from worker.errors import ConfigurationError
 from worker.jobs.registry import KINDS
@@ -145,8 +146,6 @@ def _some_credentials(settings: Settings) -> str:
 
 
 def _broker(settings: Settings) -> str:
-    from worker.app import create_app  # here: the app reads settings when it is imported
-
     shown = maybe_sanitize_url(settings.broker_url)
     try:
         with create_app(settings).connection_for_write() as broker:

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
 
     # How often beat asks MailUp how the posted import chunks are doing.
     import_poll: float = Field(default=15.0, gt=0, alias="MAILUP_JOBS_IMPORT_POLL")
+    # How often beat reads MailUp's sending queues (three Console calls per account, more
+    # when a queue has pages), and how often it looks for due campaign schedules.
+    sending_poll: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_SENDING_POLL")
+    schedule_poll: float = Field(default=10.0, gt=0, alias="MAILUP_JOBS_SCHEDULE_POLL")
 
     worker_concurrency: int = Field(default=4, ge=1, alias="MAILUP_JOBS_CONCURRENCY")
     # Messages each worker process reserves ahead; with acks_late a crash returns them.

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from producers.cli import audit, console, enqueue, lists, system
+from producers.cli import audit, campaigns, console, enqueue, lists, messages, system
 from producers.cli.errors import explain
 
 
@@ -34,8 +34,12 @@ for command in (
     lists.recipients_group,
     lists.import_file,
     lists.imports_group,
+    messages.messages_group,
+    campaigns.campaigns_group,
+    campaigns.sendings_group,
 ):
     cli.add_command(command)
+enqueue.enqueue.add_command(campaigns.enqueue_campaign)
 
 
 def main() -> None:

@@ -59,6 +59,17 @@ class Refused(Exception):
         self.reason = reason
 
 
+class InDoubt(Exception):
+    """MailUp may have acted on a call and cannot tell whether it did (e.g. two sendings
+    appeared where one was asked): the job ends ``in_doubt`` with ``code`` and ``reason``,
+    whatever the kind's delivery policy, for a person to resolve."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
 class Payload(BaseModel):
     """Base of every job payload: immutable, unknown fields refused, never a secret."""
 

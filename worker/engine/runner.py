@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from worker.engine import pauses
-from worker.engine.kind import JobContext, JobKind, Publish, Refused, Result, Waiting
+from worker.engine.kind import InDoubt, JobContext, JobKind, Publish, Refused, Result, Waiting
 from worker.engine.ratelimit import RateLimiter
 from worker.engine.retry import backoff
 from worker.errors import ConfigurationError
@@ -79,6 +79,8 @@ def run(
         return _failed_call(kind, payload, context, exc, started, publish)
     except Refused as refused:
         return _finish(context, started, JobStatus.FAILED, code=refused.code, error=refused.reason)
+    except InDoubt as doubt:
+        return _finish(context, started, JobStatus.IN_DOUBT, code=doubt.code, error=doubt.reason)
     except (ConfigurationError, ValidationError) as exc:
         # Nothing a retry can mend: the operator fixes the setting, then re-queues.
         return _finish(context, started, JobStatus.FAILED, code="configuration", error=str(exc))

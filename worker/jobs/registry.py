@@ -4,12 +4,15 @@ from collections.abc import Callable
 
 from worker.engine.kind import JobKind, Poll
 from worker.jobs import (
+    campaigns,
     email,
     groups,
     imports,
     list_secret,
     lists,
+    messages,
     recipients,
+    sendings,
     sms,
     smtp_users,
     trusted_senders,
@@ -37,6 +40,19 @@ KINDS: dict[str, JobKind] = {
         recipients.ADD,
         recipients.SUBSCRIPTION,
         imports.KIND,
+        messages.CREATE,
+        messages.UPDATE,
+        messages.COPY,
+        messages.VISIBILITY,
+        messages.DYNAMIC_FIELDS,
+        messages.TAG_CREATE,
+        messages.TAG_RENAME,
+        messages.TAG_DELETE,
+        messages.ATTACHMENT_ADD,
+        messages.ATTACHMENT_DELETE,
+        campaigns.KIND,
+        sendings.STOP,
+        sendings.DELETE,
     )
 }
 CHANNELS = sorted({kind.channel.name for kind in KINDS.values() if kind.channel})

@@ -95,8 +95,8 @@ def sync(
 
 
 def poll(settings: Settings) -> int:
-    """Mirror every console account's trusted senders; wake the SMTP+ user creations that
-    wait on one whose status changed. Returns how many changes were seen."""
+    """Mirror every console account's trusted senders; wake the SMTP+ user creations and
+    campaign sends that wait on one whose status changed. Returns how many changes were seen."""
     changed = 0
     for account, config in settings.accounts.items():
         if not config.client_id:
@@ -109,7 +109,7 @@ def poll(settings: Settings) -> int:
         if changes:
             changed += len(changes)
             with connection(settings.ledger_url) as db:
-                store.wake(db, account, ["create_smtp_user"])
+                store.wake(db, account, ["create_smtp_user", "campaign_send"])
     return changed
 
 

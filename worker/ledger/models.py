@@ -396,3 +396,113 @@ class ImportReject(Base):
     line: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     row: Mapped[str] = mapped_column(Text)
+
+
+class EmailMessage(Base):
+    """The ledger's mirror of the lists' email messages (campaign content lives on MailUp)."""
+
+    __tablename__ = "messages"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    published: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "account", "list_id"),)
+
+
+class CampaignSend(Base):
+    """What a campaign send job knew before its call: the message's sendings then, so that
+    a sending made by a call whose answer was lost can be told apart from the others."""
+
+    __tablename__ = "campaign_sends"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[int] = mapped_column(Integer)
+    known_sendings: Mapped[list[int]] = mapped_column(JSON)
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Sending(Base):
+    """A sending of an email message, as MailUp's sending queues show it over time."""
+
+    __tablename__ = "sendings"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sending_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # The job that made it (None: made elsewhere, seen in the queues).
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    list_id: Mapped[int | None] = mapped_column(Integer)
+    subject: Mapped[str | None] = mapped_column(Text)
+    sent: Mapped[int | None] = mapped_column(Integer)
+    # Immediate, Deferred, Undefined (MailUp's queues), then finished, stopped or deleted.
+    state: Mapped[str] = mapped_column(String(16))
+    state_since: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # For a deferred sending: the first date MailUp can send it.
+    first_available_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index(None, "state"), Index(None, "job_id"))
+
+
+class SendingState(Base):
+    """One state a sending was seen in, and when (its history)."""
+
+    __tablename__ = "sending_states"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    account: Mapped[str] = mapped_column(String(64))
+    sending_id: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    first_available_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index(None, "account", "sending_id"),)
+
+
+class SendingRecipient(Base):
+    """A recipient MailUp did not send a campaign to: ``invalid`` or ``unprocessed``."""
+
+    __tablename__ = "sending_recipients"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    account: Mapped[str] = mapped_column(String(64))
+    sending_id: Mapped[int] = mapped_column(BigInteger)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    problem: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index(None, "account", "sending_id"), Index(None, "email"))
+
+
+class CampaignSchedule(Base):
+    """A campaign send the ledger will queue at ``due_at`` (beat dispatches it once)."""
+
+    __tablename__ = "campaign_schedules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    account: Mapped[str] = mapped_column(String(64))
+    # The campaign_send payload the job will get: message, audience, sender, reply-to.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # scheduled, dispatched or cancelled.
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index(None, "state", "due_at"),)

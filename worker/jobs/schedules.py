@@ -1,0 +1,139 @@
+"""Campaign sends scheduled in the ledger, and beat's dispatch of those that fall due.
+
+A schedule holds a ``campaign_send`` payload and the time to queue it. Keeping it here
+rather than passing a date to MailUp lets the message and the audience change until then;
+keeping it out of Celery (no ETA) means no broker holds it for days, nor loses it.
+
+Each due schedule becomes exactly one job, even with two beats running: the dispatch is a
+conditional update (``scheduled`` → ``dispatched``) in the transaction that adds the job,
+and the job's idempotency key is the schedule's id.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from worker.ledger import store
+from worker.ledger.db import transaction
+from worker.ledger.models import CampaignSchedule, utcnow
+from worker.publish import publish
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCHEDULED, DISPATCHED, CANCELLED = "scheduled", "dispatched", "cancelled"
+KIND = "campaign_send"
+
+
+def create(
+    settings: Settings, *, account: str, payload: dict[str, Any], due_at: datetime, priority: int
+) -> str:
+    with transaction(settings.ledger_url) as session:
+        schedule = CampaignSchedule(
+            account=account, payload=payload, due_at=due_at, priority=priority, state=SCHEDULED
+        )
+        session.add(schedule)
+        session.flush()
+        return schedule.id
+
+
+def cancel(settings: Settings, schedule_id: str) -> str:
+    """Cancel a schedule not yet dispatched; returns the state it is in afterwards."""
+    with transaction(settings.ledger_url) as session:
+        cancelled = session.execute(
+            update(CampaignSchedule)
+            .where(CampaignSchedule.id == schedule_id, CampaignSchedule.state == SCHEDULED)
+            .values(state=CANCELLED, cancelled_at=utcnow())
+        ).rowcount  # type: ignore[attr-defined]
+        if cancelled:
+            return CANCELLED
+        state = session.scalar(
+            select(CampaignSchedule.state).where(CampaignSchedule.id == schedule_id)
+        )
+    if state is None:
+        raise LookupError(f"no campaign schedule {schedule_id}")
+    return state
+
+
+def dispatch_due(settings: Settings) -> int:
+    """Queue every due schedule's send, once; returns how many were queued here."""
+    with transaction(settings.ledger_url) as session:
+        due = list(
+            session.scalars(
+                select(CampaignSchedule.id).where(
+                    CampaignSchedule.state == SCHEDULED, CampaignSchedule.due_at <= utcnow()
+                )
+            )
+        )
+    queued = 0
+    for schedule_id in due:
+        job = _dispatch(settings, schedule_id)
+        if job is None:
+            continue
+        queued += 1
+        job_id, priority = job
+        if not publish(job_id, priority, None):
+            with transaction(settings.ledger_url) as session:
+                store.mark_unpublished(session, job_id)  # the sweeper publishes it later
+    return queued
+
+
+def _dispatch(settings: Settings, schedule_id: str) -> tuple[str, int] | None:
+    """The job made for the schedule, or None if another beat (or a cancel) came first."""
+    with transaction(settings.ledger_url) as session:
+        won = session.execute(
+            update(CampaignSchedule)
+            .where(CampaignSchedule.id == schedule_id, CampaignSchedule.state == SCHEDULED)
+            .values(state=DISPATCHED, dispatched_at=utcnow())
+        ).rowcount  # type: ignore[attr-defined]
+        if not won:
+            return None
+        schedule = session.get_one(CampaignSchedule, schedule_id)
+        job, _ = store.insert_job(
+            session,
+            kind=KIND,
+            account=schedule.account,
+            payload=schedule.payload,
+            priority=schedule.priority,
+            idempotency_key=f"campaign-schedule:{schedule_id}",
+        )
+        schedule.job_id = job.id
+        log.info("campaign schedule %s dispatched as job %s", schedule_id, job.id)
+        return job.id, schedule.priority
+
+
+def listing(
+    settings: Settings, *, due: bool = False, state: str | None = None
+) -> list[dict[str, Any]]:
+    """Schedules by due date; ``due``: only those due and not yet dispatched."""
+    query = select(CampaignSchedule).order_by(CampaignSchedule.due_at)
+    if due:
+        query = query.where(
+            CampaignSchedule.state == SCHEDULED, CampaignSchedule.due_at <= utcnow()
+        )
+    elif state is not None:
+        query = query.where(CampaignSchedule.state == state)
+    with transaction(settings.ledger_url) as session:
+        return [_view(row) for row in session.scalars(query)]
+
+
+def _view(row: CampaignSchedule) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row.id,
+        "account": row.account,
+        "state": row.state,
+        "due_at": iso(row.due_at),
+        "job_id": row.job_id,
+        "payload": row.payload,
+        "priority": row.priority,
+        "created_at": iso(row.created_at),
+        "dispatched_at": iso(row.dispatched_at),
+        "cancelled_at": iso(row.cancelled_at),
+    }
