@@ -187,7 +187,9 @@ def test_mailups_documented_500_is_not_sent_again(sandbox: Sandbox, env: Env) ->
     assert run_once(job_id) == "failed"
 
     found = job(job_id)
-    assert found["last_error_code"] == "http_500" and "no sender" in found["last_error"]
+    assert found["last_error_code"] == "500" and "no sender" in found["last_error"]
+    assert "List 3 has no sender name" in found["last_error"]  # MailUp's own words
+    assert found["attempts"][0]["http_status"] == 500
     assert len(_sends(sandbox)) == 1 and sandbox.sendings() == []
 
 

@@ -44,7 +44,7 @@ from worker.ledger.db import connection
 from worker.ledger.models import CampaignSend, Job, Sending, SendingRecipient, utcnow
 from worker.mailup.console import BLOCKED, CONFIRMED
 from worker.mailup.dates import to_mailup
-from worker.mailup.errors import AmbiguousError, TransientError
+from worker.mailup.errors import AmbiguousError, PermanentError, TransientError
 from worker.mailup.sendings import Audience, Sendings, SendOptions, SendResult
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,13 @@ def execute(context: JobContext, payload: SendCampaign) -> Result:
         if made is not None:
             return _result(context, payload, list_id, made, None)
         if exc.http_status == 500:
-            raise Refused(
-                "http_500",
-                f"MailUp answered 500 and made no sending of message {payload.message_id}: "
-                "it does so when the list has no sender, the sender address is not a "
-                "verified trusted sender, or no group of in_groups belongs to the list",
+            raise PermanentError(
+                f"MailUp answered 500 ({exc.message}) and made no sending of message "
+                f"{payload.message_id}: it does so when the list has no sender, the sender "
+                "address is not a verified trusted sender, or no group of in_groups belongs "
+                "to the list",
+                http_status=exc.http_status,
+                code=exc.code,
             ) from None
         raise TransientError(
             f"{exc.message}; MailUp has no new sending of message {payload.message_id}: "
