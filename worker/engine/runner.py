@@ -172,6 +172,7 @@ def _succeeded(context: JobContext, result: Result, started: datetime, lift: lis
         reason = f"MailUp answered, but the outcome could not be recorded: {_brief(exc)}"
         _finish(context, started, JobStatus.IN_DOUBT, code="record_failed", error=reason)
         return JobStatus.IN_DOUBT
+    _log_outcome(context, started, JobStatus.SUCCEEDED)
     if context.probe:
         # The probe went through: the account can send again.
         pauses.lift(context.settings, context.claim.account, context.probe, lift, narrower=False)
@@ -320,10 +321,25 @@ def _finish(
         )
 
     _record(context, write)
-    log.info(
-        "job %s attempt %d: %s (%s)", context.claim.job_id, context.claim.number, status, error
-    )
+    _log_outcome(context, started, status, error)
     return status
+
+
+def _log_outcome(
+    context: JobContext, started: datetime, status: str, error: str | None = None
+) -> None:
+    """One line per run, its fields also as record attributes (for a JSON log format)."""
+    claim = context.claim
+    fields = {
+        "job_id": claim.job_id,
+        "kind": claim.kind,
+        "account": claim.account,
+        "attempt": claim.number,
+        "outcome": status,
+        "duration_ms": round((utcnow() - started).total_seconds() * 1000),
+    }
+    text = " ".join(f"{name}={value}" for name, value in fields.items())
+    log.info("%s%s", text, f" error={error}" if error else "", extra={**fields, "error": error})
 
 
 def _record(
