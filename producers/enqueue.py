@@ -1,5 +1,7 @@
 """The enqueue API applications import. Every function validates at the door, commits the
-job to the ledger, publishes its id, and returns that id.
+job to the ledger, publishes its id, and returns that id. In a unit of work (the Flask
+extension's methods, a Django atomic block: see ``worker.engine.submit``) the job is written
+in the application's transaction instead, and published once that commits.
 
     from producers import send_sms
     job_id = send_sms(list_id=1, recipient="+393350000001", content="Hi [Name]",

@@ -111,14 +111,33 @@ def sandbox() -> Iterator[Sandbox]:
         yield server
 
 
+# Redis databases the tests may take; the benchmarks use others (see bench/).
+TEST_DATABASES = range(1, 15)
+
+
 @pytest.fixture
 def redis_broker(redis_server: str) -> Iterator[str]:
-    """A Redis database of its own, empty."""
-    url = f"{redis_server}/{9 + os.getpid() % 6}"
+    """A Redis database of its own, empty: reserved in database 0, so that test runs side
+    by side (other checkouts, other test processes) never share one."""
+    claims = redis.Redis.from_url(f"{redis_server}/0")
+    owner = f"{os.getpid()}-{uuid.uuid4().hex}"
+    database = next(
+        (
+            n
+            for n in TEST_DATABASES
+            if claims.set(f"mailup-jobs-tests:db:{n}", owner, nx=True, ex=3600)
+        ),
+        None,
+    )
+    if database is None:
+        pytest.fail("every test Redis database is taken by another test run")
+    url = f"{redis_server}/{database}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
     client.flushdb()
+    if claims.get(f"mailup-jobs-tests:db:{database}") == owner.encode():
+        claims.delete(f"mailup-jobs-tests:db:{database}")
 
 
 @dataclass
@@ -233,3 +252,27 @@ def wait_for(predicate: Callable[[], Any], timeout: float, message: str) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s: {message}")
         time.sleep(0.2)
+
+
+CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (the system's, not one Playwright downloads) as a Playwright
+    ``Browser``: ``browser.new_context(…).new_page()``, then ``page.screenshot(path=…)``."""
+    from playwright.sync_api import Error, sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        _unavailable("Chromium", FileNotFoundError(f"{CHROMIUM}: apt-get install chromium"))
+    flags = ["--disable-gpu", "--no-first-run", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync"]
+    if os.geteuid() == 0:
+        flags.append("--no-sandbox")  # Chromium's sandbox refuses to run as root
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+        except Error as exc:
+            _unavailable("Chromium", exc)
+        yield launched
+        launched.close()

@@ -199,7 +199,7 @@ def test_every_process_starts_on_an_empty_home_with_embedded_defaults(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    fresh = Host(home, dict(sandbox.client_settings))
+    fresh = Host(home, {**sandbox.client_settings, "MAILUP_JOBS_FLOWER_AUTH": "ops:flower-pw"})
     try:
         assert fresh.run("check").returncode == 1  # the ledger is not migrated yet
         assert fresh.run("migrate").returncode == 0

@@ -6,8 +6,14 @@ import functools
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_init,
+    worker_process_init,
+)
 
+from worker import logs
 from worker.ledger.db import dispose_all
 from worker.settings import Settings, get_settings
 
@@ -67,6 +73,12 @@ def __getattr__(name: str) -> Celery:
     if name == "app":
         return _process_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Worker and beat lines in the configured format, secrets masked (pool processes inherit it).
+celeryd_init.connect(logs.on_worker_init)
+after_setup_logger.connect(logs.on_celery_logging)
+after_setup_task_logger.connect(logs.on_celery_logging)
 
 
 @worker_process_init.connect

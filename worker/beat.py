@@ -21,6 +21,8 @@ from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
+DAY = 86400.0
+
 
 def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {
@@ -33,6 +35,8 @@ def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": poll.every(settings),
             "args": (name,),
         }
+    if settings.retention_days:
+        entries["purge"] = {"task": tasks.purge.name, "schedule": DAY}
     return entries
 
 

@@ -1,4 +1,5 @@
-"""Every setting of mailup-jobs, read from the environment in this one place.
+"""Every setting of mailup-jobs, read from the environment (or from an application's
+configuration: ``settings_from``, ``use_settings``) in this one place.
 
 The defaults run on one machine with nothing installed: an SQLite ledger and kombu's
 ``filesystem://`` broker under ``MAILUP_JOBS_DATA_DIR``. Point ``MAILUP_JOBS_BROKER_URL`` at
@@ -9,8 +10,9 @@ code on many hosts.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -113,11 +115,17 @@ class Settings(BaseSettings):
     # when a queue has pages), and how often it looks for due campaign schedules.
     sending_poll: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_SENDING_POLL")
     schedule_poll: float = Field(default=10.0, gt=0, alias="MAILUP_JOBS_SCHEDULE_POLL")
+    # When set, beat purges once a day the personal data of jobs finished this many days ago.
+    retention_days: int | None = Field(default=None, gt=0, alias="MAILUP_JOBS_RETENTION_DAYS")
 
     worker_concurrency: int = Field(default=4, ge=1, alias="MAILUP_JOBS_CONCURRENCY")
     # Messages each worker process reserves ahead; with acks_late a crash returns them.
     worker_prefetch: int = Field(default=1, ge=1, alias="MAILUP_JOBS_PREFETCH")
     log_level: str = Field(default="INFO", alias="MAILUP_JOBS_LOG_LEVEL")
+    # text: readable lines; json: one JSON object a line, for log collectors.
+    log_format: Literal["text", "json"] = Field(default="text", alias="MAILUP_JOBS_LOG_FORMAT")
+    # Flower's login: user:password, several separated by commas (Flower's basic auth).
+    flower_auth: SecretStr = Field(default=SecretStr(""), alias="MAILUP_JOBS_FLOWER_AUTH")
 
     @field_validator("database_url", "broker_url")
     @classmethod
@@ -132,6 +140,15 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL")
         return url
+
+    @field_validator("flower_auth")
+    @classmethod
+    def _user_password_pairs(cls, value: SecretStr) -> SecretStr:
+        pairs = [pair.partition(":") for pair in value.get_secret_value().split(",")]
+        if value.get_secret_value() and not all(user and password for user, _, password in pairs):
+            # The message never repeats the value: it holds passwords.
+            raise ValueError("must be user:password, several separated by commas")
+        return value
 
     @property
     def ledger_url(self) -> str:
@@ -171,15 +188,46 @@ class Settings(BaseSettings):
             ) from None
 
 
+# Every setting's name: its environment variable.
+NAMES = frozenset(str(field.alias) for field in Settings.model_fields.values())
+
+# Where the process's settings come from instead of the environment (see use_settings).
+_source: Callable[[], Settings] | None = None
+
+
 @functools.cache
 def get_settings() -> Settings:
-    """The process's settings, read once. A bad variable is one error naming it."""
+    """The process's settings, read once: from the source given to ``use_settings`` (an
+    application's configuration), else the environment. A bad variable is one error naming
+    it."""
+    return _source() if _source is not None else _validated(Settings)
+
+
+def use_settings(source: Callable[[], Settings] | None) -> None:
+    """Make ``source`` the process's settings from the next ``get_settings()`` on (None: the
+    environment again). The Flask extension and the Django app give theirs."""
+    global _source
+    _source = source
+    get_settings.cache_clear()
+
+
+def settings_from(values: Mapping[str, Any], *, named: Callable[[str], str] = str) -> Settings:
+    """Settings from ``values`` keyed by their environment variables' names (as Flask's
+    ``app.config`` has them); what they leave out comes from the environment. Validated like
+    the environment: one ConfigurationError naming each bad setting as ``named`` spells it."""
+    unknown = sorted(set(values) - NAMES)
+    if unknown:
+        raise ConfigurationError(f"unknown setting {named(unknown[0])}")
+    return _validated(lambda: Settings(**values), named)
+
+
+def _validated(read: Callable[[], Settings], named: Callable[[str], str] = str) -> Settings:
     try:
-        return Settings()
+        return read()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = str(error["loc"][0]) if error["loc"] else "settings"
+            name = named(str(error["loc"][0])) if error["loc"] else "settings"
             inner = ".".join(str(part) for part in error["loc"][1:])
             problems.append(f"{name}{f' ({inner})' if inner else ''}: {error['msg']}")
         raise ConfigurationError("invalid setting " + "; ".join(problems)) from None

@@ -3,9 +3,12 @@ job kinds. The periodic ones run inside beat (see worker.beat)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
+from worker import retention
 from worker.app import app
 from worker.engine import clients, pauses, runner, sweeper
 from worker.jobs.registry import KINDS, POLLS, requeue_if_called
@@ -51,3 +54,13 @@ def probe_pauses() -> int:
 @app.task(name="mailup_jobs.poll")
 def poll(name: str) -> int:
     return POLLS[name].run(get_settings())
+
+
+@app.task(name="mailup_jobs.purge")
+def purge() -> dict[str, int]:
+    """Retention: personal data of jobs finished MAILUP_JOBS_RETENTION_DAYS ago removed."""
+    settings = get_settings()
+    days = settings.retention_days
+    if not days:
+        return {}
+    return retention.purge(settings, KINDS, timedelta(days=days)).as_dict()

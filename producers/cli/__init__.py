@@ -6,7 +6,17 @@ import sys
 
 import click
 
-from producers.cli import audit, campaigns, console, enqueue, lists, messages, system
+from producers.cli import (
+    audit,
+    campaigns,
+    console,
+    enqueue,
+    ledger,
+    lists,
+    messages,
+    observe,
+    system,
+)
 from producers.cli.errors import explain
 
 
@@ -24,8 +34,10 @@ for command in (
     system.demo,
     system.check,
     system.flower,
+    observe.metrics,
     enqueue.enqueue,
     audit.jobs,
+    ledger.ledger_group,
     console.accounts,
     console.trusted_senders_group,
     console.smtp_users_group,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 
 import click
+
+from producers.cli.ledger import FORMATS, emit
 
 
 @click.group()
@@ -37,6 +40,14 @@ def jobs_show(job_id: str, as_json: bool) -> None:
             f"  attempt {attempt['number']}: {attempt['outcome']} http={attempt['http_status']}"
             f" code={attempt['mailup_code']} {attempt['duration_ms']}ms {attempt['error'] or ''}"
         )
+    for resolution in job["resolutions"]:
+        delivery = resolution["delivery_id"]
+        click.echo(
+            f"  resolved {resolution['resolution']} by {resolution['resolved_by']} at "
+            f"{resolution['resolved_at']}" + (f" delivery_id={delivery}" if delivery else "")
+        )
+    if job["purged_at"]:
+        click.echo(f"  personal data purged at {job['purged_at']}")
 
 
 @jobs.command("list")
@@ -73,8 +84,46 @@ def jobs_retry(job_id: str) -> None:
     from producers.audit import requeue
 
     if not requeue(job_id):
-        click.echo(f"job {job_id} is not failed or in_doubt", err=True)
+        click.echo(f"job {job_id} is not failed or in_doubt (or its payload was purged)", err=True)
         sys.exit(1)
+
+
+@jobs.command("in-doubt")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def jobs_in_doubt(fmt: str) -> None:
+    """The jobs in doubt, longest first.
+
+    Check each on MailUp's side, then resolve it (jobs resolve ID --sent | --not-sent).
+    """
+    from producers.audit import in_doubt_jobs
+
+    emit(in_doubt_jobs(), fmt)
+
+
+@jobs.command("resolve")
+@click.argument("job_id")
+@click.option("--sent/--not-sent", default=None, help="What MailUp's side shows.")
+@click.option("--delivery-id", type=click.IntRange(min=0), help="MailUp's id of the sent SMS.")
+@click.option("--by", "by", default=getpass.getuser, show_default="the OS user", help="Who.")
+def jobs_resolve(job_id: str, sent: bool | None, delivery_id: int | None, by: str) -> None:
+    """Say whether an in_doubt job was sent.
+
+    --sent records it as delivered (with MailUp's --delivery-id if known); --not-sent queues
+    it again. The resolution is kept with --by and its time.
+    """
+    from producers.audit import resolve
+    from worker.audits.in_doubt import NotInDoubt
+
+    if sent is None:
+        raise click.UsageError("give --sent or --not-sent")
+    try:
+        done = resolve(job_id, sent=sent, by=by, delivery_id=delivery_id)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    except NotInDoubt as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"{done.job_id} resolved {done.resolution} by {done.resolved_by}")
 
 
 @jobs.command("cancel")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 
 import click
 
@@ -48,10 +49,11 @@ def worker(concurrency: int | None, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker (extra arguments go to `celery worker`)."""
     _refuse_to_start_unless_ready("worker")
     from worker.app import QUEUE, app
+    from worker.logs import celery_options
     from worker.settings import get_settings
 
     settings = get_settings()
-    argv = ["worker", "-Q", QUEUE, "-l", settings.log_level]
+    argv = [*celery_options(settings), "worker", "-Q", QUEUE, "-l", settings.log_level]
     argv += ["-c", str(concurrency or settings.worker_concurrency), *celery_args]
     app.worker_main(argv)
 
@@ -62,15 +64,76 @@ def beat(celery_args: tuple[str, ...]) -> None:
     """Run Celery beat: the sweeper, pause probes and MailUp pollers (run exactly one)."""
     _refuse_to_start_unless_ready("beat")
     from worker.app import app
+    from worker.logs import celery_options
     from worker.settings import get_settings
 
-    app.start(["beat", "-l", get_settings().log_level, *celery_args])
+    settings = get_settings()
+    app.start([*celery_options(settings), "beat", "-l", settings.log_level, *celery_args])
+
+
+# Flower's own OAuth login (its docs, "Authentication"): a provider, the emails allowed,
+# and the OAuth application's key, secret and redirect URI.
+FLOWER_OAUTH = (
+    "FLOWER_AUTH_PROVIDER",
+    "FLOWER_AUTH",
+    "FLOWER_OAUTH2_KEY",
+    "FLOWER_OAUTH2_SECRET",
+    "FLOWER_OAUTH2_REDIRECT_URI",
+)
+# Flower's options that hold a secret, and where to give it instead of a command line, which
+# every user of the host can read (ps).
+FLOWER_SECRET_OPTIONS = {
+    "basic_auth": "MAILUP_JOBS_FLOWER_AUTH",
+    "oauth2_secret": "FLOWER_OAUTH2_SECRET",
+    "cookie_secret": "FLOWER_COOKIE_SECRET",
+}
+
+
+def _flower_login_problem(
+    basic_auth: str, environ: Mapping[str, str], flower_args: tuple[str, ...]
+) -> str | None:
+    """Why Flower would start without a login, or with a secret in its argv (None: fine)."""
+    # Flower takes each setting from its environment (FLOWER_NAME) or as --name=value.
+    given = {name for name in FLOWER_OAUTH if environ.get(name)}
+    for argument in flower_args:
+        if not argument.startswith("-"):
+            continue
+        spelled = argument.partition("=")[0]
+        option = spelled.lstrip("-").replace("-", "_")
+        if option in FLOWER_SECRET_OPTIONS:
+            instead = FLOWER_SECRET_OPTIONS[option]
+            return f"{spelled}: a command line is visible to all (ps): set {instead} instead"
+        given.add(f"FLOWER_{option.upper()}")
+    oauth_missing = [name for name in FLOWER_OAUTH if name not in given]
+    if oauth_missing and len(oauth_missing) < len(FLOWER_OAUTH):
+        return f"{oauth_missing[0]}: not set (Flower's OAuth needs {', '.join(FLOWER_OAUTH)})"
+    if not basic_auth and oauth_missing:
+        return (
+            "MAILUP_JOBS_FLOWER_AUTH: not set: give user:password, or Flower's OAuth settings "
+            "(FLOWER_AUTH_PROVIDER, FLOWER_AUTH, FLOWER_OAUTH2_*)"
+        )
+    return None
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
 def flower(flower_args: tuple[str, ...]) -> None:
-    """Run Flower, the live view of the workers (extra arguments go to Flower)."""
+    """Run Flower, the live view of the workers (extra arguments go to Flower).
+
+    It asks for a login: MAILUP_JOBS_FLOWER_AUTH (user:password) or Flower's OAuth settings.
+    """
+    import os
+
+    from worker.settings import get_settings
+
+    basic_auth = get_settings().flower_auth.get_secret_value()
+    problem = _flower_login_problem(basic_auth, os.environ, flower_args)
+    if problem:
+        click.echo(f"mailup-jobs flower: cannot start: {problem}", err=True)
+        sys.exit(1)
+    if basic_auth:
+        # Flower reads it from its environment, which ps does not show.
+        os.environ["FLOWER_BASIC_AUTH"] = basic_auth
     from worker.app import app
 
     app.start(["flower", *flower_args])

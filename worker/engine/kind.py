@@ -2,8 +2,9 @@
 
 A job kind is one module in ``worker.jobs``: a pydantic payload (validated at the door and
 again when loaded), ``execute`` making the MailUp calls, and a ``JobKind`` naming the rest —
-the rows it stages beside the job, its audit view, its channel, its delivery policy and its
-beat polls. ``worker.jobs.registry`` lists them; the engine knows none by name.
+the rows it stages beside the job, its audit view, its channel, its delivery policy, its
+beat polls, what it sent to whom and what a purge removes. ``worker.jobs.registry`` lists
+them; the engine knows none by name.
 """
 
 from __future__ import annotations
@@ -11,16 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    SQLColumnExpression,
+    and_,
+    bindparam,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from worker.ledger import store
 from worker.ledger.db import single_statement
 from worker.ledger.models import Job
-from worker.mailup.errors import MailUpError
+from worker.mailup.errors import Api, MailUpError
 from worker.settings import AccountSettings, Delivery, Settings
 
 # Hands a job id to the broker: (job id, priority, countdown seconds) → published or not.
@@ -157,6 +168,88 @@ def describe_outcome(session: Session, job: Job) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Addressed:
+    """One job's message to one recipient, for "what did we send to x" (``ledger recipient``).
+
+    ``role`` says how it was addressed: ``sms``; ``to``, ``cc`` or ``bcc``; ``campaign`` (a
+    campaign to it alone) or ``list`` (to a list or group). ``outcome`` is ``sent``, the
+    job's status when it was not (``failed``, ``in_doubt``, ``queued`` …), or ``invalid`` /
+    ``unprocessed`` for a recipient MailUp left out; ``at`` when it was sent, or the job's
+    last change.
+    """
+
+    job_id: str
+    kind: str
+    role: str
+    outcome: str
+    at: datetime
+    created_at: datetime
+    code: str | None = None
+    delivery_id: int | None = None
+    sending_id: int | None = None
+    cost: Decimal | None = None
+    campaign_code: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A flat, JSON-ready row."""
+        return {
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "role": self.role,
+            "outcome": self.outcome,
+            "code": self.code,
+            "job_id": self.job_id,
+            "created_at": self.created_at.isoformat(),
+            "delivery_id": self.delivery_id,
+            "sending_id": self.sending_id,
+            "cost": None if self.cost is None else float(self.cost),
+            "campaign_code": self.campaign_code,
+            "reason": self.reason,
+        }
+
+
+# (session, kind names, the recipient's keyed hash, since, until) → what jobs of those kinds
+# made in that period (by creation time; None: unbounded) addressed to that recipient.
+SentTo = Callable[[Session, list[str], str, datetime | None, datetime | None], list[Addressed]]
+# (connection, job ids, the recipient hasher) → the kind's own rows of those jobs stripped
+# of personal data, their recipients' keyed hashes kept.
+Purge = Callable[[Connection, list[str], Callable[[str], str]], None]
+
+
+def hash_missing(
+    db: Connection,
+    key: InstrumentedAttribute[int],
+    address: InstrumentedAttribute[str | None],
+    digest: InstrumentedAttribute[str | None],
+    where: ColumnElement[bool],
+    hashed: Callable[[str], str],
+) -> None:
+    """For a purge: the rows ``where`` that hold an address but no hash of it (written by an
+    older version) get their hash before the address goes."""
+    rows = db.execute(
+        select(key, address).where(where, digest.is_(None), address.is_not(None))
+    ).all()
+    if rows:
+        statement = (
+            update(key.class_)
+            .where(key == bindparam("p_key"))
+            .values({digest.key: bindparam("p_hash")})
+        )
+        db.execute(statement, [{"p_key": id_, "p_hash": hashed(str(plain))} for id_, plain in rows])
+
+
+def in_period(
+    column: SQLColumnExpression[datetime], since: datetime | None, until: datetime | None
+) -> ColumnElement[bool]:
+    """``column`` from ``since`` (inclusive) to ``until`` (exclusive); None is unbounded."""
+    bounds = [column >= since] if since else []
+    if until:
+        bounds.append(column < until)
+    return and_(true(), *bounds)
+
+
+@dataclass(frozen=True)
 class JobKind:
     name: str
     payload: type[Payload]
@@ -171,6 +264,15 @@ class JobKind:
     # A narrower pause scope than the channel for this payload (e.g. its list), if any.
     sub_scope: Callable[[Any], str | None] | None = None
     polls: tuple[Poll, ...] = ()
+    # The MailUp API whose codes its failures carry (their meanings: worker.mailup.errors).
+    api: Api = Api.CONSOLE
+    # Who its jobs addressed, for ``ledger recipient`` (None: it sends to no one).
+    sent_to: SentTo | None = None
+    # Payload fields (dotted paths) holding nothing personal: a purge keeps these and drops
+    # every other field, so a kind that declares none keeps no payload at all.
+    keeps: tuple[str, ...] = ()
+    # Its own rows' personal data removed, by the purge, for its finished old jobs.
+    purge: Purge | None = None
 
     def delivery_for(self, account: AccountSettings) -> Delivery:
         return account.delivery.get(self.name, self.delivery)

@@ -13,7 +13,7 @@ from worker.engine.kind import Publish
 from worker.jobs.registry import KINDS
 from worker.ledger import store
 from worker.ledger.db import transaction
-from worker.ledger.models import Attempt, Job, JobStatus
+from worker.ledger.models import Attempt, Job, JobResolution, JobStatus
 from worker.settings import Settings
 
 
@@ -48,6 +48,19 @@ def get_job(settings: Settings, job_id: str) -> dict[str, Any] | None:
                 for a in attempts
             ],
             "outcome": kind.describe(session, job) if kind else job.outcome,
+            "resolutions": [
+                {
+                    "resolution": r.resolution,
+                    "delivery_id": r.delivery_id,
+                    "resolved_by": r.resolved_by,
+                    "resolved_at": _iso(r.resolved_at),
+                }
+                for r in session.scalars(
+                    select(JobResolution)
+                    .where(JobResolution.job_id == job_id)
+                    .order_by(JobResolution.id)
+                )
+            ],
         }
 
 
@@ -70,17 +83,25 @@ def status_counts(settings: Settings) -> dict[str, int]:
 
 
 def requeue(settings: Settings, job_id: str, publish: Publish) -> bool:
-    """A failed or in_doubt job queued again (the operator checked it was not sent)."""
+    """A failed or in_doubt job queued again (the operator checked it was not sent); never
+    one whose payload a purge removed."""
     with transaction(settings.ledger_url) as session:
+        if session.scalar(select(Job.purged_at).where(Job.id == job_id)) is not None:
+            return False
         priority = store.move(
             session, job_id, (JobStatus.FAILED, JobStatus.IN_DOUBT), JobStatus.QUEUED
         )
     if priority is None:
         return False
+    hand_over(settings, job_id, priority, publish)
+    return True
+
+
+def hand_over(settings: Settings, job_id: str, priority: int, publish: Publish) -> None:
+    """Publish a job queued again; if the broker refuses, the sweeper publishes it."""
     if not publish(job_id, priority, None):
         with transaction(settings.ledger_url) as session:
-            store.mark_unpublished(session, job_id)  # the sweeper publishes it
-    return True
+            store.mark_unpublished(session, job_id)
 
 
 def cancel(settings: Settings, job_id: str) -> bool:
@@ -106,4 +127,5 @@ def _summary(job: Job) -> dict[str, Any]:
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
         "finished_at": _iso(job.finished_at),
+        "purged_at": _iso(job.purged_at),
     }

@@ -12,21 +12,26 @@ the list). Reconciling is safe, so the kind's default delivery is ``at_least_onc
 worker lost mid-call does not leave the job in doubt, the next run finds out.
 
 The answer's ``InvalidRecipients`` and ``UnprocessedRecipients`` are kept one row each
-(``SendingRecipient``), so "who was not sent campaign X, and why" is a query.
+(``SendingRecipient``), so "who was not sent campaign X, and why" is a query. A send to one
+address keeps that address's keyed hash (``JobRecipient``) when it gets to its call, so
+"what was sent to x" finds it; a send to a list or group shows there only for those MailUp
+left out (who it reached is MailUp's to say).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Self
 
 from pydantic import EmailStr, Field, field_validator, model_validator
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.engine.clients import console_client
 from worker.engine.kind import (
+    Addressed,
     FieldError,
     InDoubt,
     JobContext,
@@ -36,12 +41,23 @@ from worker.engine.kind import (
     Refused,
     Result,
     Waiting,
+    hash_missing,
+    in_period,
 )
 from worker.jobs import groups, schedules, sendings, trusted_senders
 from worker.jobs.fields import ListId
 from worker.ledger import store
+from worker.ledger.crypto import recipient_hasher
 from worker.ledger.db import connection
-from worker.ledger.models import CampaignSend, Job, Sending, SendingRecipient, utcnow
+from worker.ledger.models import (
+    CampaignSend,
+    Job,
+    JobRecipient,
+    JobStatus,
+    Sending,
+    SendingRecipient,
+    utcnow,
+)
 from worker.mailup.console import BLOCKED, CONFIRMED
 from worker.mailup.dates import to_mailup
 from worker.mailup.errors import AmbiguousError, PermanentError, TransientError
@@ -148,7 +164,7 @@ def execute(context: JobContext, payload: SendCampaign) -> Result:
             return _result(context, payload, list_id, made, None)
     else:
         known = mailup.sending_ids(list_id, payload.message_id)
-        _remember(context, payload.message_id, known)
+        _remember(context, payload, known)
     context.calling()
     try:
         answer = mailup.send(payload.message_id, payload.audience(list_id), payload.options())
@@ -213,17 +229,22 @@ def _known_before(context: JobContext) -> set[int] | None:
     return None if known is None else set(known)
 
 
-def _remember(context: JobContext, message_id: int, known: set[int]) -> None:
+def _remember(context: JobContext, payload: SendCampaign, known: set[int]) -> None:
+    """What MailUp had before the call, and the one recipient's keyed hash (if any)."""
+    job_id = context.claim.job_id
     with connection(context.settings.ledger_url) as db:
         store.upsert(
             db,
             CampaignSend,
-            job_id=context.claim.job_id,
+            job_id=job_id,
             account=context.claim.account,
-            message_id=message_id,
+            message_id=payload.message_id,
             known_sendings=sorted(known),
             taken_at=utcnow(),
         )
+        if payload.to is not None:
+            hashed = recipient_hasher(context.settings)(str(payload.to))
+            store.upsert(db, JobRecipient, job_id=job_id, recipient_hash=hashed)
 
 
 def _new_sending(
@@ -270,6 +291,8 @@ def _result(
         "reconciled": answer is None,
     }
 
+    hashed = recipient_hasher(context.settings)
+
     def record(db: Connection) -> None:
         sendings.record_new(
             db,
@@ -294,6 +317,7 @@ def _result(
                     problem=problem,
                     email=recipient.email,
                     reason=recipient.reason,
+                    email_hash=hashed(recipient.email),
                 )
             )
 
@@ -313,6 +337,72 @@ def describe(session: Session, job: Job) -> dict[str, Any]:
     return view
 
 
+def sent_to(
+    session: Session,
+    kinds: list[str],
+    recipient_hash: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Addressed]:
+    """Sends to that one address, and sends to a list or group that left it out."""
+    period = in_period(Job.created_at, since, until)
+    addressed = session.scalars(
+        select(Job)
+        .join(JobRecipient, JobRecipient.job_id == Job.id)
+        .where(JobRecipient.recipient_hash == recipient_hash, Job.kind.in_(kinds), period)
+    )
+    skipped = {
+        job.id: (job, row)
+        for job, row in session.execute(
+            select(Job, SendingRecipient)
+            .join(SendingRecipient, SendingRecipient.job_id == Job.id)
+            .where(SendingRecipient.email_hash == recipient_hash, Job.kind.in_(kinds), period)
+        )
+    }
+    found = []
+    for job in addressed:  # a send to it alone (MailUp may still have left it out)
+        _, row = skipped.pop(job.id, (job, None))
+        found.append(_addressed(job, "campaign", row))
+    return found + [_addressed(job, "list", row) for job, row in skipped.values()]
+
+
+def _addressed(job: Job, role: str, skipped: SendingRecipient | None) -> Addressed:
+    sent = job.status == JobStatus.SUCCEEDED
+    return Addressed(
+        job_id=job.id,
+        kind=job.kind,
+        role=role,
+        outcome=skipped.problem if skipped else "sent" if sent else job.status,
+        at=job.finished_at or job.updated_at,
+        created_at=job.created_at,
+        code=job.last_error_code,
+        sending_id=skipped.sending_id if skipped else (job.outcome or {}).get("sending_id"),
+        reason=skipped.reason if skipped else None,
+    )
+
+
+def purge(db: Connection, job_ids: list[str], hashed: Callable[[str], str]) -> None:
+    """The addresses go, their hashes stay (made now where an older worker wrote none: for
+    a send to one address that got to its call, and for each address MailUp left out)."""
+    called = db.execute(
+        select(Job.id, Job.payload)
+        .join(CampaignSend, CampaignSend.job_id == Job.id)
+        .where(Job.id.in_(job_ids), ~exists().where(JobRecipient.job_id == Job.id))
+    ).all()
+    alone = [
+        {"job_id": r.id, "recipient_hash": hashed(r.payload["to"])}
+        for r in called
+        if r.payload.get("to")
+    ]
+    if alone:
+        db.execute(insert(JobRecipient), alone)
+    mine = SendingRecipient.job_id.in_(job_ids)
+    hash_missing(
+        db, SendingRecipient.id, SendingRecipient.email, SendingRecipient.email_hash, mine, hashed
+    )
+    db.execute(update(SendingRecipient).where(mine).values(email=None))
+
+
 KIND = JobKind(
     "campaign_send",
     SendCampaign,
@@ -323,4 +413,8 @@ KIND = JobKind(
         Poll("sendings", lambda s: s.sending_poll, sendings.poll),
         Poll("campaign_schedules", lambda s: s.schedule_poll, schedules.dispatch_due),
     ),
+    sent_to=sent_to,
+    # The audience by its ids and the time asked; the address, sender and reply-to go.
+    keeps=("message_id", "list_id", "group_id", "in_groups", "not_in_groups", "when"),
+    purge=purge,
 )

@@ -11,6 +11,7 @@ user cannot send; beat asks ListUserInfo when it may send again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
@@ -23,11 +24,12 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from sqlalchemy import select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from worker.engine.clients import with_smtp_user
 from worker.engine.kind import (
+    Addressed,
     Channel,
     FieldError,
     JobContext,
@@ -35,14 +37,17 @@ from worker.engine.kind import (
     Payload,
     ProbeVerdict,
     Result,
+    hash_missing,
+    in_period,
 )
 from worker.jobs import smtp_status
+from worker.ledger.crypto import recipient_hasher
 from worker.ledger.db import connection
-from worker.ledger.models import EmailRecipient, Job, JobPart, utcnow
+from worker.ledger.models import EmailRecipient, Job, JobPart, JobStatus, utcnow
 from worker.mailup import transactional as mailup
-from worker.mailup.errors import Condition, MailUpError
+from worker.mailup.errors import Api, Condition, MailUpError
 from worker.mailup.transactional import TransactionalClient, UserInfo
-from worker.settings import Settings
+from worker.settings import Settings, get_settings
 
 MAX_TOTAL_BYTES = 10 * 2**20
 # A BlockUntil already past (MailUp's clock behind ours) means "very soon", and a second
@@ -164,10 +169,15 @@ _ROLES = {"attachment": "attachments", "embedded": "embedded_images"}
 
 
 def stage(session: Session, job_id: str, payload: Email, parts: PartBytes | None) -> None:
-    """Recipients (for "what did we send to x@y") and the parts' bytes."""
+    """Recipients (for "what did we send to x@y", with the keyed hash that answers it after
+    a purge; the producer's settings, staging is given no others) and the parts' bytes."""
+    hashed = recipient_hasher(get_settings())
     for role, address in payload.recipients():
+        email = str(address.email)
         session.add(
-            EmailRecipient(job_id=job_id, role=role, email=str(address.email), name=address.name)
+            EmailRecipient(
+                job_id=job_id, role=role, email=email, name=address.name, email_hash=hashed(email)
+            )
         )
     for role, field in _ROLES.items():
         for position, part in enumerate(getattr(payload, field)):
@@ -250,6 +260,63 @@ def describe(session: Session, job: Job) -> dict[str, Any]:
     return result
 
 
+# --- the audits: who was sent what, and the purge of personal data -----------------------
+
+
+def sent_to(
+    session: Session,
+    kinds: list[str],
+    recipient_hash: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Addressed]:
+    rows = session.execute(
+        select(Job, EmailRecipient.role)
+        .join(EmailRecipient, EmailRecipient.job_id == Job.id)
+        .where(
+            EmailRecipient.email_hash == recipient_hash,
+            Job.kind.in_(kinds),
+            in_period(Job.created_at, since, until),
+        )
+    )
+    return [
+        Addressed(
+            job_id=job.id,
+            kind=job.kind,
+            role=role,
+            outcome="sent" if job.status == JobStatus.SUCCEEDED else job.status,
+            at=job.finished_at or job.updated_at,
+            created_at=job.created_at,
+            code=(job.outcome or {}).get("code") or job.last_error_code,
+            campaign_code=(job.payload.get("campaign") or {}).get("campaign_code"),
+        )
+        for job, role in rows
+    ]
+
+
+def purge(db: Connection, job_ids: list[str], hashed: Callable[[str], str]) -> None:
+    """Addresses, names and part bytes go; each address's hash stays."""
+    mine = EmailRecipient.job_id.in_(job_ids)
+    hash_missing(
+        db, EmailRecipient.id, EmailRecipient.email, EmailRecipient.email_hash, mine, hashed
+    )
+    db.execute(update(EmailRecipient).where(mine).values(email=None, name=None))
+    db.execute(update(JobPart).where(JobPart.job_id.in_(job_ids)).values(body=None))
+
+
+# Nothing personal: how it was sent and how it is counted (the subject, bodies, addresses,
+# headers, part names and merge fields all go).
+KEEPS = (
+    "template_id",
+    "charset",
+    "campaign.campaign_name",
+    "campaign.campaign_code",
+    "campaign.campaign_report",
+    "campaign.priority",
+    "campaign.schedule",
+)
+
+
 # --- the channel: when the account's email cannot go out --------------------------------
 
 
@@ -307,5 +374,27 @@ def probe(settings: Settings, account: str) -> ProbeVerdict:
 
 
 EMAIL = Channel("email", probe=probe, on_pause=on_pause)
-MESSAGE = JobKind("send_message", SendMessage, execute, describe, channel=EMAIL, stage=stage)
-TEMPLATE = JobKind("send_template", SendTemplate, execute, describe, channel=EMAIL, stage=stage)
+MESSAGE = JobKind(
+    "send_message",
+    SendMessage,
+    execute,
+    describe,
+    channel=EMAIL,
+    stage=stage,
+    api=Api.EMAIL,
+    sent_to=sent_to,
+    keeps=KEEPS,
+    purge=purge,
+)
+TEMPLATE = JobKind(
+    "send_template",
+    SendTemplate,
+    execute,
+    describe,
+    channel=EMAIL,
+    stage=stage,
+    api=Api.EMAIL,
+    sent_to=sent_to,
+    keeps=KEEPS,
+    purge=purge,
+)

@@ -17,6 +17,7 @@ from worker.jobs.fields import Guid, ListId
 from worker.jobs.list_credentials import ListKeys
 from worker.ledger.db import connection
 from worker.ledger.models import Job, JobStatus
+from worker.mailup.errors import Api
 from worker.settings import Settings
 
 Operation = Literal["read", "create", "delete", "rotate"]
@@ -77,4 +78,4 @@ def under_way(settings: Settings, account: str, list_id: int) -> bool:
         return any(p.get("list_id") == list_id and p.get("operation") != "read" for p in payloads)
 
 
-KIND = JobKind("list_secret", ManageListSecret, execute)
+KIND = JobKind("list_secret", ManageListSecret, execute, api=Api.SMS)  # the SMS API's codes

@@ -8,20 +8,33 @@ lets one waiting SMS through per ``MAILUP_JOBS_PAUSE_PROBE`` as the probe.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Self
 
 from pydantic import Field, PositiveInt, model_validator
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.engine.clients import sms_client
-from worker.engine.kind import Channel, FieldError, JobContext, JobKind, Payload, Result, Waiting
+from worker.engine.kind import (
+    Addressed,
+    Channel,
+    FieldError,
+    JobContext,
+    JobKind,
+    Payload,
+    Result,
+    Waiting,
+    in_period,
+)
 from worker.jobs import list_credentials, list_secret
 from worker.jobs.fields import ListId, PhoneNumber, SmsSender
-from worker.ledger.models import Job, SmsDelivery, utcnow
-from worker.mailup.errors import Condition, PermanentError, TransientError
+from worker.ledger.crypto import recipient_hasher
+from worker.ledger.models import Job, JobRecipient, JobStatus, SmsDelivery, utcnow
+from worker.mailup.errors import Api, Condition, PermanentError, TransientError
 from worker.mailup.sms import SMS_MAX_CHARS, SmsClient, SmsMessage, merged_text
+from worker.settings import get_settings
 
 # Longer content is refused at the door: MailUp sends at most 670 characters, and no merge
 # tag brings a text this long back within reach.
@@ -154,6 +167,66 @@ def describe(session: Session, job: Job) -> dict[str, Any]:
     }
 
 
+def stage(session: Session, job_id: str, payload: SendSms, _extras: None) -> None:
+    """The recipient's keyed hash, so "what was sent to x" finds every SMS to x, sent or not,
+    before and after a purge. (The producer's settings: staging is given no others.)"""
+    hashed = recipient_hasher(get_settings())(payload.recipient)
+    session.add(JobRecipient(job_id=job_id, recipient_hash=hashed))
+
+
+def sent_to(
+    session: Session,
+    kinds: list[str],
+    recipient_hash: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Addressed]:
+    rows = session.execute(
+        select(Job, SmsDelivery)
+        .join(JobRecipient, JobRecipient.job_id == Job.id)
+        .outerjoin(SmsDelivery, SmsDelivery.job_id == Job.id)
+        .where(
+            JobRecipient.recipient_hash == recipient_hash,
+            Job.kind.in_(kinds),
+            in_period(Job.created_at, since, until),
+        )
+    )
+    found = []
+    for job, delivery in rows:
+        sent = delivery is not None or job.status == JobStatus.SUCCEEDED
+        found.append(
+            Addressed(
+                job_id=job.id,
+                kind=job.kind,
+                role="sms",
+                outcome="sent" if sent else job.status,
+                at=delivery.sent_at if delivery else job.finished_at or job.updated_at,
+                created_at=job.created_at,
+                code=job.last_error_code,
+                delivery_id=delivery.delivery_id if delivery else None,
+                cost=delivery.cost if delivery else None,
+                campaign_code=job.payload.get("campaign_code"),
+            )
+        )
+    return found
+
+
+def purge(db: Connection, job_ids: list[str], hashed: Callable[[str], str]) -> None:
+    """The number goes, its hash stays: staged with the job, or made now for an SMS that an
+    older producer staged without one."""
+    unhashed = db.execute(
+        select(Job.id, Job.payload).where(
+            Job.id.in_(job_ids), ~exists().where(JobRecipient.job_id == Job.id)
+        )
+    ).all()
+    if unhashed:
+        db.execute(
+            insert(JobRecipient),
+            [{"job_id": r.id, "recipient_hash": hashed(r.payload["recipient"])} for r in unhashed],
+        )
+    db.execute(update(SmsDelivery).where(SmsDelivery.job_id.in_(job_ids)).values(recipient=None))
+
+
 def _list_scope(payload: SendSms) -> str | None:
     """A list without a sender name holds only the SMS that name no sender of their own."""
     return None if payload.sender else f"list:{payload.list_id}"
@@ -166,5 +239,10 @@ KIND = JobKind(
     execute,
     describe,
     channel=SMS,
+    stage=stage,
     sub_scope=_list_scope,
+    api=Api.SMS,
+    sent_to=sent_to,
+    keeps=("list_id", "template_id", "campaign_code", "is_unicode", "sender"),
+    purge=purge,
 )

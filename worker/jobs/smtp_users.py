@@ -22,6 +22,7 @@ from worker.ledger.crypto import secret_box
 from worker.ledger.db import connection
 from worker.ledger.models import SmtpUserAccount, utcnow
 from worker.mailup.console import BLOCKED, CONFIRMED, NewSmtpUser, SmtpPlusUser
+from worker.mailup.errors import Api
 from worker.mailup.transactional import UserInfo
 from worker.settings import Settings
 
@@ -130,7 +131,8 @@ def _user_result(settings: Settings, account: str, list_id: int, user: SmtpPlusU
 
 CREATE = JobKind("create_smtp_user", CreateSmtpUser, execute_create)
 RESET = JobKind("reset_smtp_password", ResetSmtpPassword, execute_reset)
-INFO = JobKind("smtp_user_info", SmtpUserInfo, execute_info)
+# ListUserInfo is a call of the transactional email API: its codes are that API's.
+INFO = JobKind("smtp_user_info", SmtpUserInfo, execute_info, api=Api.EMAIL)
 
 
 def read_user_info(settings: Settings, account: str, username: str | None) -> list[UserInfo]:

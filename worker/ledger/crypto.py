@@ -1,9 +1,13 @@
-"""Encryption at rest for secrets the ledger must keep (ListSecrets)."""
+"""Encryption at rest for secrets the ledger must keep (ListSecrets), and the keyed hashes
+that stand for recipients once their personal data is purged."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -55,7 +59,7 @@ def _box(key: bytes) -> SecretBox:
     return SecretBox(key)
 
 
-def secret_box(settings: Settings) -> SecretBox:
+def _installation_key(settings: Settings) -> bytes:
     key = settings.secret_key.get_secret_value().encode()
     if not key and settings.database_url and not settings.database_url.startswith("sqlite"):
         # Each host would generate its own key and could not read the others' secrets.
@@ -63,4 +67,36 @@ def secret_box(settings: Settings) -> SecretBox:
             "MAILUP_JOBS_SECRET_KEY must be set when the ledger is shared "
             "(MAILUP_JOBS_DATABASE_URL); make one with: mailup-jobs generate-key"
         )
-    return _box(key or _local_key(settings.data_dir / "secret.key"))
+    return key or _local_key(settings.data_dir / "secret.key")
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    return _box(_installation_key(settings))
+
+
+# A recipient's hash is this many hex digits (128 bits): no two recipients of a ledger will
+# share one, and the indexes stay half the size of a full SHA-256's.
+HASH_DIGITS = 32
+
+
+def normalise_recipient(recipient: str) -> str:
+    """One spelling per recipient: an address in lower case, a number with + (not 00)."""
+    text = "".join(recipient.split())
+    if "@" in text:
+        return text.lower()
+    return "+" + text[2:] if text.startswith("00") else text
+
+
+def recipient_hasher(settings: Settings) -> Callable[[str], str]:
+    """The keyed hash (HMAC-SHA256) the ledger keeps of a phone number or email address, so
+    that "was anything sent to x" is answered after x itself was purged. Keyed, because a
+    plain hash of a phone number is undone by trying every number."""
+    # Its own key, derived from the secret key: hashes reveal nothing of the key that
+    # encrypts secrets.
+    key = hmac.new(_installation_key(settings), b"recipient hash", hashlib.sha256).digest()
+
+    def hashed(recipient: str) -> str:
+        digest = hmac.new(key, normalise_recipient(recipient).encode(), hashlib.sha256)
+        return digest.hexdigest()[:HASH_DIGITS]
+
+    return hashed

@@ -67,6 +67,18 @@ def transaction(url: str) -> Iterator[Session]:
         yield session
 
 
+def ensure_transaction(connection: Connection) -> None:
+    """Make sure an application's connection is in a database transaction before a savepoint.
+
+    Python's SQLite driver, left to its own transaction handling (as most applications leave
+    it), begins one only at the first write: a savepoint opened before then begins one of its
+    own, which its release commits, whatever the application does afterwards.
+    """
+    dbapi = connection.connection.dbapi_connection
+    if connection.dialect.name == "sqlite" and not getattr(dbapi, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, as _on_begin
+
+
 @contextmanager
 def connection(url: str) -> Iterator[Connection]:
     """A Core connection in a transaction: the worker's hot path, cheaper than a Session."""

@@ -116,10 +116,17 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When retention removed its personal data (payload, bodies, recipients).
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         Index(None, "status", "run_after"),
         Index(None, "kind", "created_at"),
+        # The audits: jobs per day and status (read from the index alone), failures by code.
+        Index(None, "created_at", "status", "kind"),
+        Index(None, "status", "created_at", "kind", "last_error_code"),
+        # Retention: the finished jobs not purged yet, oldest first.
+        Index(None, "purged_at", "finished_at"),
     )
 
 
@@ -151,7 +158,8 @@ class SmsDelivery(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     account: Mapped[str] = mapped_column(String(64))
     list_id: Mapped[int] = mapped_column(Integer)
-    recipient: Mapped[str] = mapped_column(String(32), index=True)
+    # None once purged (its keyed hash stays in job_recipients).
+    recipient: Mapped[str | None] = mapped_column(String(32), index=True)
     campaign_code: Mapped[str | None] = mapped_column(String(200))
     delivery_id: Mapped[int] = mapped_column(BigInteger)
     cost: Mapped[Decimal] = mapped_column(Numeric(12, 4))
@@ -159,6 +167,19 @@ class SmsDelivery(Base):
     # MailUp's code 301: sent and charged, DeliveryId 0, no delivery report to fetch.
     statistics_unavailable: Mapped[bool] = mapped_column(Boolean, default=False)
     sent_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    # Credits per campaign, day or list, read from the index alone.
+    __table_args__ = (Index(None, "sent_at", "account", "campaign_code", "list_id", "cost"),)
+
+
+class JobRecipient(Base):
+    """The keyed hash of the one recipient of a job whose recipient is only in its payload
+    (an SMS, a campaign to one address): it answers "what was sent to x" after a purge."""
+
+    __tablename__ = "job_recipients"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    recipient_hash: Mapped[str] = mapped_column(String(32), index=True)
 
 
 class ListCredential(Base):
@@ -193,8 +214,10 @@ class EmailRecipient(Base):
     )
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(3))  # to, cc, bcc
-    email: Mapped[str] = mapped_column(String(320), index=True)
+    # Email and name are None once purged; the keyed hash stays.
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    email_hash: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class JobPart(Base):
@@ -207,7 +230,7 @@ class JobPart(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     filename: Mapped[str] = mapped_column(String(255))
     content_id: Mapped[str | None] = mapped_column(String(255))
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)  # None once purged
 
 
 class ChannelPause(Base):
@@ -370,8 +393,8 @@ class ImportChunk(Base):
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     rows: Mapped[int] = mapped_column(Integer)
-    # The rows as MailUp's recipients, JSON.
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    # The rows as MailUp's recipients, JSON (None once purged).
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
     mailup_import_id: Mapped[int | None] = mapped_column(BigInteger)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -395,7 +418,7 @@ class ImportReject(Base):
     import_id: Mapped[str] = mapped_column(ForeignKey("imports.id", ondelete="CASCADE"), index=True)
     line: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
-    row: Mapped[str] = mapped_column(Text)
+    row: Mapped[str | None] = mapped_column(Text)  # None once purged
 
 
 class EmailMessage(Base):
@@ -481,8 +504,9 @@ class SendingRecipient(Base):
     sending_id: Mapped[int] = mapped_column(BigInteger)
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     problem: Mapped[str] = mapped_column(String(16))
-    email: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str | None] = mapped_column(String(320))  # None once purged
     reason: Mapped[str] = mapped_column(Text, default="")
+    email_hash: Mapped[str | None] = mapped_column(String(32), index=True)
 
     __table_args__ = (Index(None, "account", "sending_id"), Index(None, "email"))
 
@@ -506,3 +530,19 @@ class CampaignSchedule(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index(None, "state", "due_at"),)
+
+
+class JobResolution(Base):
+    """An operator's word on an in_doubt job: it was sent (``sent``, with MailUp's delivery
+    id if known) or it was not (``not_sent``: queued again). Every one is kept."""
+
+    __tablename__ = "job_resolutions"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    resolution: Mapped[str] = mapped_column(String(16))
+    delivery_id: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_by: Mapped[str] = mapped_column(String(200))
+    resolved_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import enum
+from http import HTTPStatus
 from typing import ClassVar
 
 
@@ -69,6 +70,70 @@ _CONDITIONS: dict[Api, dict[str, Condition]] = {
         "112": Condition.SMTP_USER_DELETED,
     },
 }
+# What each documented application code means, in the docs' words (two typos mended): the
+# transactional email and SMTP+ table (pages 000 and 001), the SMS table (page 001), and the
+# token endpoint's RFC 6749 error names that MailUp's OAuth2 answers with.
+MEANINGS: dict[Api, dict[str, str]] = {
+    Api.EMAIL: {
+        "0": "Ok",
+        "1": "The operation failed.",
+        "101": "The input is null.",
+        "102": "The operation is not authorized.",
+        "103": "The user is not enabled.",
+        "104": "The user is blocked.",
+        "105": "The user is blocked until this date.",
+        "106": "The MailUp account cannot be found.",
+        "107": "The MailUp account has been suspended.",
+        "108": "The MailUp account has been deleted.",
+        "109": "At least one recipient is required.",
+        "110": "The sender is required.",
+        "111": "The template cannot be found.",
+        "112": "The user has been deleted.",
+    },
+    Api.SMS: {
+        "0": "Ok.",
+        "301": "The message was sent but the statistics are incorrect due to an error",
+        "100": "No request found",
+        "101": "Missing or empty parameters",
+        "102": "ListGUID is not valid for the current account or list",
+        "103": "ListSecret is not valid for the current account or list",
+        "104": "SMS sender name is empty for list nr. N",
+        "105": "Number or Prefix missing in the recipient",
+        "106": "Recipient is invalid",
+        "107": "Content too long",
+        "201": "listID is not valid for the current account or list",
+        "202": "ListGUID is not in a correct format",
+        "203": "ListSecret is not in a correct format",
+        "204": "Cannot send SMS to USA recipient",
+        "205": "Sending denied: NO CREDITS",
+        "206": "SMS number [recipient] is in optout state for list nr.[idList].",
+        "207": "Provided SMS sender is not certified and cannot be used to send messages",
+        "250": "Access denied",
+        "300": "Operation failed: a generic error occur",
+        "302": "Error delivering message to [recipient]",
+    },
+    Api.OAUTH: {
+        "invalid_grant": "The user name or password (or the refresh token) was refused.",
+        "invalid_client": "The client id or client secret was refused.",
+    },
+}
+
+
+def meaning(api: Api, code: str) -> str | None:
+    """What MailUp's docs say ``code`` means on ``api``; None if they say nothing.
+
+    The Console API answers with the HTTP status as its ErrorCode; a Console call may also
+    meet the token endpoint's refusal.
+    """
+    found = MEANINGS.get(api, {}).get(code) or MEANINGS[Api.OAUTH].get(code)
+    if found is None and api == Api.CONSOLE and code.isdigit():
+        try:
+            return f"HTTP {code} {HTTPStatus(int(code)).phrase}"
+        except ValueError:
+            return None
+    return found
+
+
 ACCOUNT_LEVEL = frozenset(Condition) - {Condition.LIST_SECRET_INVALID}
 # Account-level conditions that concern one list only: jobs on other lists still go out.
 LIST_LEVEL = frozenset({Condition.NO_SENDER_NAME})
