@@ -61,15 +61,15 @@ def test_the_cap_holds_across_concurrent_workers(limiter: RateLimiter) -> None:
 
 
 def test_reserved_slots_are_spaced_and_none_is_lost(limiter: RateLimiter) -> None:
-    # Given 4 workers each reserving 10 slots of one key at 25 a second
+    # Given 4 workers each reserving 5 slots of one key at 10 a second
     key = f"acct:{uuid.uuid4().hex}"
     slots: list[float] = []
     lock = threading.Lock()
 
     def reserve() -> None:
-        for _ in range(10):
+        for _ in range(5):
             asked = time.time()  # the limiter reads its clock when asked, not when it answers
-            at = asked + limiter.reserve(key, 0.04)
+            at = asked + limiter.reserve(key, 0.1)
             with lock:
                 slots.append(at)
 
@@ -80,10 +80,10 @@ def test_reserved_slots_are_spaced_and_none_is_lost(limiter: RateLimiter) -> Non
     for thread in threads:
         thread.join()
 
-    # Then the 40 slots follow each other 40 ms apart, none shared (the slack is the time a
-    # thread may wait for the interpreter between asking and being answered), and the last
-    # comes when the rate says: no drift, no burst
+    # Then the 20 slots follow each other 100 ms apart, none shared (the slack is the time a
+    # thread may wait for the interpreter, or SQLite's lock, between asking and being
+    # answered: tens of ms on a loaded machine), and the last comes when the rate says
     slots.sort()
     gaps = [b - a for a, b in itertools.pairwise(slots)]
-    assert min(gaps) > 0.02
-    assert slots[-1] - started == pytest.approx(39 * 0.04, abs=0.2)
+    assert min(gaps) > 0.05
+    assert slots[-1] - started == pytest.approx(19 * 0.1, abs=0.25)
