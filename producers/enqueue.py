@@ -11,6 +11,9 @@ in the application's transaction instead, and published once that commits.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from kombu.utils.url import maybe_sanitize_url
@@ -24,7 +27,7 @@ from producers.errors import (
 )
 from worker.engine.clients import variable
 from worker.engine.kind import FieldError, Payload
-from worker.engine.submit import submit
+from worker.engine.submit import Item, submit
 from worker.errors import ConfigurationError
 from worker.jobs import list_credentials
 from worker.jobs.list_secret import ManageListSecret, Operation
@@ -144,6 +147,10 @@ def enqueue(
         raise InvalidJob({"priority": "must be from 0 (most urgent) to 9"})
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidJob({"idempotency_key": "must be 1 to 200 characters"})
+    collected = _collecting.get()
+    if collected is not None:  # a bulk submission: checked here, written with the rest
+        collected.append(Item(KINDS[kind], data, account, priority, idempotency_key, extras))
+        return ""
     try:
         job_id, published = submit(
             settings,
@@ -165,6 +172,21 @@ def enqueue(
             stacklevel=2,
         )
     return job_id
+
+
+_collecting: ContextVar[list[Item] | None] = ContextVar("mailup_jobs_collecting", default=None)
+
+
+@contextmanager
+def collecting() -> Iterator[list[Item]]:
+    """Inside, ``enqueue`` (and every producer built on it) checks its job and adds it to
+    the list it yields instead of submitting it (see ``producers.bulk``)."""
+    items: list[Item] = []
+    token = _collecting.set(items)
+    try:
+        yield items
+    finally:
+        _collecting.reset(token)
 
 
 def validate(model: type[P], **fields: Any) -> P:

@@ -279,17 +279,17 @@ def test_a_database_error_before_the_call_retries_without_sending(
 
     from worker.ledger import store
 
-    real_open_attempt = store.open_attempt
+    real_opening = store.opening
 
     def database_gone(*args: object, **kwargs: object) -> None:
         raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
 
-    monkeypatch.setattr(store, "open_attempt", database_gone)
+    monkeypatch.setattr(store, "opening", database_gone)
     job_id = _sms()
 
     assert run_once(job_id) == "retrying"  # not failed: MailUp was never called
     assert sandbox.journal(operation="send_sms") == []
-    monkeypatch.setattr(store, "open_attempt", real_open_attempt)
+    monkeypatch.setattr(store, "opening", real_opening)
     make_due(job_id)
     assert run_once(job_id) == "succeeded"
     assert [a["mailup_code"] for a in job(job_id)["attempts"]] == [None, "0"]

@@ -104,6 +104,6 @@ def test_a_late_answer_settles_a_job_the_sweeper_put_in_doubt(env: Env) -> None:
 
     # When its answer arrives after all, it is recorded: the truth beats doubt
     with transaction(settings.ledger_url) as session:
-        assert store.settle(session, claim, status=JobStatus.SUCCEEDED)
+        assert session.execute(*store.settling(claim, status=JobStatus.SUCCEEDED)).rowcount
     assert job(job_id)["status"] == "succeeded"
     assert run_once(job_id) is None

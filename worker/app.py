@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=settings.worker_prefetch,
+        worker_pool=settings.worker_pool,
         worker_concurrency=settings.worker_concurrency,
         # Flower reads these events.
         worker_send_task_events=True,

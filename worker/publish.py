@@ -20,6 +20,8 @@ from worker.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 RUN_JOB = "mailup_jobs.run_job"
+# A message of several job ids (bulk submissions): one message to publish and take, for many.
+RUN_JOBS = "mailup_jobs.run_jobs"
 # A mark kept in the broker's Redis database, its value also kept in the ledger: when the
 # mark is gone, so is everything else that database held (flushed, or restarted without
 # persistence).
@@ -51,17 +53,26 @@ def declare_queue() -> None:
 
 
 def publish(job_id: str, priority: int = 5, countdown: float | None = None) -> bool:
+    return _send(RUN_JOB, job_id, priority, countdown)
+
+
+def publish_batch(job_ids: list[str], priority: int) -> bool:
+    """One message for several jobs, run one after another by one worker thread."""
+    return _send(RUN_JOBS, job_ids, priority, None)
+
+
+def _send(task: str, ids: str | list[str], priority: int, countdown: float | None) -> bool:
     try:
         _current_publisher().send_task(
-            RUN_JOB,
-            args=[job_id],
+            task,
+            args=[ids],
             priority=priority,
             countdown=countdown,
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
         )
     except Exception as exc:  # the broker is down: the sweeper will publish it
-        log.info("could not publish job %s (%s); the sweeper will", job_id, type(exc).__name__)
+        log.info("could not publish job(s) %s (%s); the sweeper will", ids, type(exc).__name__)
         return False
     return True
 

@@ -12,7 +12,7 @@ from worker import retention
 from worker.app import app
 from worker.engine import clients, pauses, runner, sweeper
 from worker.jobs.registry import KINDS, POLLS, requeue_if_called
-from worker.publish import RUN_JOB, broker_lost, declare_queue, publish
+from worker.publish import RUN_JOB, RUN_JOBS, broker_lost, declare_queue, publish
 from worker.settings import get_settings
 
 
@@ -30,6 +30,22 @@ def run_job(self: Task, job_id: str) -> str | None:
     except OperationalError as exc:
         # The ledger is unreachable (a restart drops pooled connections): try again soon
         # rather than wait for the sweeper. The claim makes the extra message harmless.
+        raise self.retry(countdown=2, exc=exc) from None
+
+
+@app.task(name=RUN_JOBS, bind=True, max_retries=None)
+def run_jobs(self: Task, job_ids: list[str]) -> dict[str, str | None]:
+    settings = get_settings()
+    try:
+        return runner.run_batch(
+            job_ids,
+            settings=settings,
+            kinds=KINDS,
+            limiter=clients.limiter(settings),
+            publish=publish,
+        )
+    except OperationalError as exc:
+        # As run_job: the jobs already run are not claimable again, the others are run.
         raise self.retry(countdown=2, exc=exc) from None
 
 

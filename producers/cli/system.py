@@ -43,7 +43,7 @@ def _refuse_to_start_unless_ready(process: str) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--concurrency", "-c", type=int, help="Worker processes (MAILUP_JOBS_CONCURRENCY).")
+@click.option("--concurrency", "-c", type=int, help="Jobs run at once (MAILUP_JOBS_CONCURRENCY).")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency: int | None, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker (extra arguments go to `celery worker`)."""

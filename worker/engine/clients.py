@@ -4,6 +4,7 @@ account's OAuth2 token and MailUp's per-second API limits with every other proce
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -46,12 +47,16 @@ def _timeouts(settings: Settings) -> Timeouts:
 
 # Per settings object (held, so its id cannot be reused): this process's limiter and tokens.
 _shared: dict[int, tuple[Settings, RateLimiter, AccessTokens]] = {}
+# Worker threads share them: one thread makes them.
+_making = threading.Lock()
 
 
 def _process_shared(settings: Settings) -> tuple[RateLimiter, AccessTokens]:
     if id(settings) not in _shared:
-        tokens = access_tokens(settings, lambda account: oauth_client(settings, account))
-        _shared[id(settings)] = (settings, limiter_for(settings), tokens)
+        with _making:
+            if id(settings) not in _shared:
+                tokens = access_tokens(settings, lambda account: oauth_client(settings, account))
+                _shared[id(settings)] = (settings, limiter_for(settings), tokens)
     _, limiter, tokens = _shared[id(settings)]
     return limiter, tokens
 

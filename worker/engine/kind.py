@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from worker.ledger import store
-from worker.ledger.db import single_statement
+from worker.ledger.group_commit import writer_for
 from worker.ledger.models import Job
 from worker.mailup.errors import Api, MailUpError
 from worker.settings import AccountSettings, Delivery, Settings
@@ -91,11 +91,13 @@ class Payload(BaseModel):
 class Result:
     """A successful run: the job's outcome summary, and what to write beside it.
 
-    ``record`` runs in the same transaction that marks the job succeeded.
+    ``rows`` (plain statements, merged with other jobs' rows: the hot path's way) and
+    ``record`` (code) run in the same transaction that marks the job succeeded.
     """
 
     outcome: dict[str, Any] | None
     record: Callable[[Connection], object] | None = None
+    rows: tuple[store.Statement, ...] = ()
     http_status: int | None = None
     code: str | None = None
 
@@ -120,8 +122,8 @@ class JobContext:
         sending it again.
         """
         if not self.called:
-            with single_statement(self.settings.ledger_url) as db:
-                store.open_attempt(db, self.claim, worker=self.worker)
+            opening = store.opening(self.claim, worker=self.worker)
+            writer_for(self.settings.ledger_url).commit([opening])
             self.called = True
 
 
@@ -258,9 +260,9 @@ class JobKind:
     channel: Channel | None = None
     # When the answer to a call that changes something is lost (see Delivery).
     delivery: Delivery = "at_most_once"
-    # (session, job id, payload, extras) → rows kept beside the job, in the enqueue
+    # (job id, payload, extras) → rows kept beside the job, written in the enqueue
     # transaction (e.g. attachment bytes, which never go into the payload).
-    stage: Callable[[Session, str, Any, Any], None] | None = None
+    stage: Callable[[str, Any, Any], list[store.Statement]] | None = None
     # A narrower pause scope than the channel for this payload (e.g. its list), if any.
     sub_scope: Callable[[Any], str | None] | None = None
     polls: tuple[Poll, ...] = ()

@@ -11,12 +11,11 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from worker.engine import pauses
@@ -24,8 +23,9 @@ from worker.engine.kind import InDoubt, JobContext, JobKind, Publish, Refused, R
 from worker.engine.ratelimit import RateLimiter
 from worker.engine.retry import backoff
 from worker.errors import ConfigurationError
-from worker.ledger import store
-from worker.ledger.db import connection, single_statement
+from worker.ledger import group_commit, store
+from worker.ledger.db import connection
+from worker.ledger.group_commit import Call
 from worker.ledger.models import AttemptOutcome, JobStatus, utcnow
 from worker.mailup.errors import MailUpError
 from worker.settings import Settings
@@ -52,12 +52,53 @@ def run(
     publish: Publish,
 ) -> str | None:
     """Run the job if it is ours to run; return the status it ended in (None: not ours)."""
+    return run_batch([job_id], settings=settings, kinds=kinds, limiter=limiter, publish=publish)[
+        job_id
+    ]
+
+
+def run_batch(
+    job_ids: Sequence[str],
+    *,
+    settings: Settings,
+    kinds: Mapping[str, JobKind],
+    limiter: RateLimiter,
+    publish: Publish,
+) -> dict[str, str | None]:
+    """Run the jobs of one message one after another, each claimed as it starts (with the
+    claims of other threads: one statement); the status each ended in (None: not ours)."""
     worker = worker_name()
-    with single_statement(settings.ledger_url) as db:
-        claim = store.claim(db, job_id, worker=worker, lease_seconds=settings.lease_seconds)
-    if claim is None:
-        log.debug("job %s is not claimable (running elsewhere, finished or not due)", job_id)
-        return None
+    ended: dict[str, str | None] = dict.fromkeys(job_ids)
+    lost: OperationalError | None = None
+    for job_id in ended:
+        try:
+            claim = group_commit.claim(
+                settings.ledger_url, job_id, worker=worker, lease_seconds=settings.lease_seconds
+            )
+            if claim is None:
+                log.debug(
+                    "job %s is not claimable (running elsewhere, finished or not due)", job_id
+                )
+                continue
+            ended[job_id] = _run_claimed(claim, worker, settings, kinds, limiter, publish)
+        except OperationalError as exc:
+            # The ledger is unreachable, or failed mid-call (the sweeper decides once the
+            # lease ends). The others still run: this one's fate is not theirs.
+            lost = exc
+    if lost is not None:
+        raise lost
+    return ended
+
+
+def _run_claimed(
+    claim: store.Claim,
+    worker: str,
+    settings: Settings,
+    kinds: Mapping[str, JobKind],
+    limiter: RateLimiter,
+    publish: Publish,
+) -> str:
+    job_id = claim.job_id
     started = utcnow()
     context = JobContext(settings, claim, worker)
     kind = kinds.get(claim.kind)
@@ -131,7 +172,7 @@ def _release(
     countdown = _countdown(run_after)
     _record(
         context,
-        lambda db: store.release(
+        call=lambda db: store.release(
             db, context.claim, run_after=run_after, reason=reason, publish=countdown is not None
         ),
     )
@@ -150,22 +191,18 @@ def _countdown(run_after: datetime) -> float | None:
 def _succeeded(context: JobContext, result: Result, started: datetime, lift: list[str]) -> str:
     """Record the success; a probe's success also ends its pause and wakes ``lift`` kinds."""
 
-    def write(db: Connection) -> None:
-        store.close_attempt(
-            db,
-            context.claim,
-            worker=context.worker,
-            outcome=AttemptOutcome.SUCCEEDED,
-            started_at=started,
-            http_status=result.http_status,
-            code=result.code,
-        )
-        if result.record:
-            result.record(db)
-        store.settle(db, context.claim, status=JobStatus.SUCCEEDED, outcome=result.outcome)
-
+    closing = store.closing(
+        context.claim,
+        opened=context.called,
+        worker=context.worker,
+        outcome=AttemptOutcome.SUCCEEDED,
+        started_at=started,
+        http_status=result.http_status,
+        code=result.code,
+    )
+    settling = store.settling(context.claim, status=JobStatus.SUCCEEDED, outcome=result.outcome)
     try:
-        _record(context, write)
+        _record(context, [closing, *result.rows, settling], call=result.record)
     except Exception as exc:
         # MailUp has answered; a job left "running" would be guessed at by the sweeper.
         log.exception("job %s: its outcome could not be recorded", context.claim.job_id)
@@ -299,28 +336,25 @@ def _finish(
         code = code or exc.code or (f"http_{exc.http_status}" if exc.http_status else "network")
         error = error or exc.message
 
-    def write(db: Connection) -> None:
-        store.close_attempt(
-            db,
-            context.claim,
-            worker=context.worker,
-            outcome=attempt or _ATTEMPT_OUTCOME[status],
-            started_at=started,
-            http_status=exc.http_status if exc else None,
-            code=exc.code if exc else None,  # MailUp's code only; ours is on the job
-            error=error,
-        )
-        store.settle(
-            db,
-            context.claim,
-            status=status,
-            error_code=code,
-            error=error,
-            run_after=run_after,
-            publish=publish,
-        )
-
-    _record(context, write)
+    closing = store.closing(
+        context.claim,
+        opened=context.called,
+        worker=context.worker,
+        outcome=attempt or _ATTEMPT_OUTCOME[status],
+        started_at=started,
+        http_status=exc.http_status if exc else None,
+        code=exc.code if exc else None,  # MailUp's code only; ours is on the job
+        error=error,
+    )
+    settling = store.settling(
+        context.claim,
+        status=status,
+        error_code=code,
+        error=error,
+        run_after=run_after,
+        publish=publish,
+    )
+    _record(context, [closing, settling])
     _log_outcome(context, started, status, error)
     return status
 
@@ -343,19 +377,24 @@ def _log_outcome(
 
 
 def _record(
-    context: JobContext, write: Callable[[Connection], object], *, patience: float = 60.0
+    context: JobContext,
+    statements: Sequence[store.Statement] = (),
+    *,
+    call: Call | None = None,
+    patience: float = 60.0,
 ) -> None:
-    """Write an outcome in one transaction, retried while the database is unreachable.
+    """Write an outcome in one transaction (with other threads' outcomes: group commit),
+    retried while the database is unreachable.
 
     The MailUp call has happened: losing its answer to a database restart would leave the
     job in doubt, so the write is worth waiting for.
     """
     deadline = time.monotonic() + patience
     delay = 0.5
+    writer = group_commit.writer_for(context.settings.ledger_url)
     while True:
         try:
-            with connection(context.settings.ledger_url) as db:
-                write(db)
+            writer.commit(statements, call)
             return
         except OperationalError:
             if time.monotonic() > deadline:

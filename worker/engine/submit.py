@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 
@@ -78,6 +79,27 @@ def current_unit() -> UnitOfWork | None:
     return unit
 
 
+@dataclass(frozen=True)
+class Item:
+    """One job to accept."""
+
+    kind: JobKind
+    payload: Payload
+    account: str
+    priority: int
+    idempotency_key: str | None = None
+    # Goes to the kind's ``stage`` (e.g. attachment bytes).
+    extras: Any = None
+
+
+# Publishes committed jobs, (job id, priority) each: the ids the broker did not take.
+HandOver = Callable[[list[tuple[str, int]]], list[str]]
+# Publishes a batch of job ids of one priority in one message: taken or not.
+PublishBatch = Callable[[list[str], int], bool]
+# Jobs of one bulk submission per broker message (a worker runs them one after another).
+BATCH_SIZE = 10
+
+
 def submit(
     settings: Settings,
     kind: JobKind,
@@ -95,94 +117,134 @@ def submit(
 
     Raises ``store.IdempotencyConflict`` when that key was used for other parameters.
     """
-    job = _Submission(settings, kind, payload, account, priority, idempotency_key, publish, extras)
-    unit = current_unit()
-    if unit is None:
-        return job.commit()
-    if unit.session is None:
-        return job.defer(unit.on_commit)
-    return job.join(unit.session, unit.on_commit)
+
+    def one_by_one(jobs: list[tuple[str, int]]) -> list[str]:
+        return [job_id for job_id, rank in jobs if not publish(job_id, rank, None)]
+
+    item = Item(kind, payload, account, priority, idempotency_key, extras)
+    [answer] = _Submission(settings, [item], one_by_one).run()
+    return answer
+
+
+def submit_many(
+    settings: Settings, items: Sequence[Item], *, publish_batch: PublishBatch
+) -> list[tuple[str, bool]]:
+    """``submit`` for many jobs at once: all written in one transaction (a few statements)
+    or none, then published ``BATCH_SIZE`` ids a message. Answers in the items' order."""
+
+    def in_batches(jobs: list[tuple[str, int]]) -> list[str]:
+        refused: list[str] = []
+        for rank in sorted({rank for _, rank in jobs}):
+            ids = [job_id for job_id, of in jobs if of == rank]
+            for start in range(0, len(ids), BATCH_SIZE):
+                batch = ids[start : start + BATCH_SIZE]
+                if not publish_batch(batch, rank):
+                    refused += batch
+        return refused
+
+    return _Submission(settings, list(items), in_batches).run()
 
 
 @dataclass(frozen=True)
 class _Submission:
     settings: Settings
-    kind: JobKind
-    payload: Payload
-    account: str
-    priority: int
-    idempotency_key: str | None
-    publish: Publish
-    extras: Any
+    items: list[Item]
+    hand_over: HandOver
 
-    def commit(self, job_id: str | None = None) -> tuple[str, bool]:
+    def run(self) -> list[tuple[str, bool]]:
+        unit = current_unit()
+        if unit is None:
+            return self.commit()
+        if unit.session is None:
+            return self.defer(unit.on_commit)
+        return self.join(unit.session, unit.on_commit)
+
+    def commit(self, job_ids: Sequence[str | None] | None = None) -> list[tuple[str, bool]]:
         """In a ledger transaction of its own, then published."""
         with transaction(self.settings.ledger_url) as session:
-            job_id, created = self.write(session, job_id)
-        return job_id, not created or self.hand_over(job_id)
+            written = self.write(session, job_ids)
+        refused = set(self.publish(written))
+        return [(job_id, job_id not in refused) for job_id, _ in written]
 
     def join(
         self, open_session: Callable[[], AbstractContextManager[Session]], on_commit: OnCommit
-    ) -> tuple[str, bool]:
+    ) -> list[tuple[str, bool]]:
         """Written in the caller's session, published once the caller commits."""
         with open_session() as session:
             ensure_transaction(session.connection(bind_arguments={"mapper": Job}))
-            # A savepoint: a failure leaves nothing half-written in the caller's transaction.
-            with session.begin_nested():
-                job_id, created = self.write(session)
-        if created:
-            on_commit(lambda: self.hand_over(job_id))
-        return job_id, True
+            written = self.write(session)
+        if any(created for _, created in written):
+            on_commit(lambda: self.publish(written))
+        return [(job_id, True) for job_id, _ in written]
 
-    def defer(self, on_commit: OnCommit) -> tuple[str, bool]:
+    def defer(self, on_commit: OnCommit) -> list[tuple[str, bool]]:
         """Written and published once the caller (on another database) commits."""
-        # Tried now and rolled back: that checks the idempotency key and gives the job its
-        # id. It is written for good after the caller's commit.
+        # Tried now and rolled back: that checks the idempotency keys and gives the jobs
+        # their ids. They are written for good after the caller's commit.
         with session_factory(self.settings.ledger_url)() as session:
-            job, created = self.insert(session)
-            job_id = job.id
+            written = self.write(session)
             session.rollback()
-        if created:
-            on_commit(lambda: self._commit_as(job_id))
-        return job_id, True
+        if any(created for _, created in written):
+            chosen = [job_id if created else None for job_id, created in written]
+            on_commit(lambda: self._commit_as(chosen))
+        return [(job_id, True) for job_id, _ in written]
 
-    def _commit_as(self, job_id: str) -> None:
-        written, _ = self.commit(job_id)
-        if written != job_id:
-            log.warning(
-                "job %s was not written: job %s took its idempotency key meanwhile",
+    def _commit_as(self, chosen: list[str | None]) -> None:
+        for wanted, (written, _) in zip(chosen, self.commit(chosen), strict=True):
+            if wanted is not None and written != wanted:
+                log.warning(
+                    "job %s was not written: job %s took its idempotency key meanwhile",
+                    wanted,
+                    written,
+                )
+
+    def write(
+        self, session: Session, job_ids: Sequence[str | None] | None = None
+    ) -> list[tuple[str, bool]]:
+        """The jobs and the rows their kinds keep beside them, in a savepoint: a failure
+        leaves nothing half-written in the caller's transaction."""
+        ids = job_ids or [None] * len(self.items)
+        jobs = [
+            store.NewJob(
+                item.kind.name,
+                item.account,
+                item.payload.model_dump(mode="json"),
+                item.priority,
+                item.idempotency_key,
                 job_id,
-                written,
             )
+            for item, job_id in zip(self.items, ids, strict=True)
+        ]
+        try:
+            return self._write(session, jobs)
+        except IntegrityError:
+            # Another producer took one of the keys meanwhile: now it is found.
+            return self._write(session, jobs)
 
-    def insert(self, session: Session, job_id: str | None = None) -> tuple[Job, bool]:
-        job, created = store.insert_job(
-            session,
-            kind=self.kind.name,
-            account=self.account,
-            payload=self.payload.model_dump(mode="json"),
-            priority=self.priority,
-            idempotency_key=self.idempotency_key,
-        )
-        if created and job_id is not None:
-            job.id = job_id  # the id its producer was given before the job could be written
-            session.flush()
-        return job, created
+    def _write(self, session: Session, jobs: list[store.NewJob]) -> list[tuple[str, bool]]:
+        with session.begin_nested():
+            written = store.insert_jobs(session, jobs)
+            staged = [
+                statement
+                for item, (job_id, created) in zip(self.items, written, strict=True)
+                if created and item.kind.stage is not None
+                for statement in item.kind.stage(job_id, item.payload, item.extras)
+            ]
+            store.execute_merged(session, staged)
+        return written
 
-    def write(self, session: Session, job_id: str | None = None) -> tuple[str, bool]:
-        """The job and the rows its kind keeps beside it."""
-        job, created = self.insert(session, job_id)
-        if created and self.kind.stage is not None:
-            self.kind.stage(session, job.id, self.payload, self.extras)
-        return job.id, created
-
-    def hand_over(self, job_id: str) -> bool:
-        """Publish a committed job; if the broker refuses it, leave it to the sweeper."""
-        if self.publish(job_id, self.priority, None):
-            return True
-        with transaction(self.settings.ledger_url) as session:
-            store.mark_unpublished(session, job_id)
-        return False
+    def publish(self, written: list[tuple[str, bool]]) -> list[str]:
+        """Publish the committed new jobs; what the broker refuses is left to the sweeper."""
+        new = [
+            (job_id, item.priority)
+            for item, (job_id, created) in zip(self.items, written, strict=True)
+            if created
+        ]
+        refused = self.hand_over(new) if new else []
+        if refused:
+            with transaction(self.settings.ledger_url) as session:
+                store.mark_unpublished(session, refused)
+        return refused
 
 
 # --- an application's SQLAlchemy session as a unit of work --------------------------------

@@ -101,7 +101,7 @@ def hand_over(settings: Settings, job_id: str, priority: int, publish: Publish) 
     """Publish a job queued again; if the broker refuses, the sweeper publishes it."""
     if not publish(job_id, priority, None):
         with transaction(settings.ledger_url) as session:
-            store.mark_unpublished(session, job_id)
+            store.mark_unpublished(session, [job_id])
 
 
 def cancel(settings: Settings, job_id: str) -> bool:

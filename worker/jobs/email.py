@@ -24,7 +24,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.engine.clients import with_smtp_user
@@ -44,6 +44,7 @@ from worker.jobs import smtp_status
 from worker.ledger.crypto import recipient_hasher
 from worker.ledger.db import connection
 from worker.ledger.models import EmailRecipient, Job, JobPart, JobStatus, utcnow
+from worker.ledger.store import Statement
 from worker.mailup import transactional as mailup
 from worker.mailup.errors import Api, Condition, MailUpError
 from worker.mailup.transactional import TransactionalClient, UserInfo
@@ -168,29 +169,27 @@ PartBytes = dict[str, list[bytes]]
 _ROLES = {"attachment": "attachments", "embedded": "embedded_images"}
 
 
-def stage(session: Session, job_id: str, payload: Email, parts: PartBytes | None) -> None:
+_INSERT_RECIPIENT = insert(EmailRecipient)
+_INSERT_PART = insert(JobPart)
+
+
+def stage(job_id: str, payload: Email, parts: PartBytes | None) -> list[Statement]:
     """Recipients (for "what did we send to x@y", with the keyed hash that answers it after
     a purge; the producer's settings, staging is given no others) and the parts' bytes."""
     hashed = recipient_hasher(get_settings())
+    rows: list[Statement] = []
     for role, address in payload.recipients():
         email = str(address.email)
-        session.add(
-            EmailRecipient(
-                job_id=job_id, role=role, email=email, name=address.name, email_hash=hashed(email)
-            )
+        recipient = {"role": role, "email": email, "name": address.name}
+        rows.append(
+            (_INSERT_RECIPIENT, {"job_id": job_id, **recipient, "email_hash": hashed(email)})
         )
     for role, field in _ROLES.items():
         for position, part in enumerate(getattr(payload, field)):
-            session.add(
-                JobPart(
-                    job_id=job_id,
-                    role=role,
-                    position=position,
-                    filename=part.filename,
-                    content_id=part.content_id,
-                    body=(parts or {})[role][position],
-                )
-            )
+            where = {"job_id": job_id, "role": role, "position": position}
+            named = {"filename": part.filename, "content_id": part.content_id}
+            rows.append((_INSERT_PART, {**where, **named, "body": (parts or {})[role][position]}))
+    return rows
 
 
 def _stored_parts(context: JobContext) -> dict[tuple[str, int], bytes]:

@@ -30,6 +30,7 @@ from worker.ledger.models import (
     RecipientImport,
     utcnow,
 )
+from worker.ledger.store import Statement
 from worker.mailup.errors import MailUpError
 from worker.mailup.recipients import Audience, ImportStatus, Recipient, Recipients
 from worker.settings import Settings
@@ -98,16 +99,12 @@ def chunk(recipients: list[dict[str, Any]]) -> Chunk:
     return Chunk(len(recipients), json.dumps(recipients, separators=(",", ":")).encode())
 
 
-def stage(session: Session, job_id: str, payload: ImportChunkJob, staged: Chunk) -> None:
-    session.add(
-        ImportChunk(
-            import_id=payload.import_id,
-            number=payload.number,
-            job_id=job_id,
-            rows=staged.rows,
-            body=staged.body,
-        )
-    )
+_INSERT_CHUNK = insert(ImportChunk)
+
+
+def stage(job_id: str, payload: ImportChunkJob, staged: Chunk) -> list[Statement]:
+    chunk_ = {"import_id": payload.import_id, "number": payload.number, "job_id": job_id}
+    return [(_INSERT_CHUNK, {**chunk_, "rows": staged.rows, "body": staged.body})]
 
 
 def execute(context: JobContext, payload: ImportChunkJob) -> Result:

@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Self
 
 from pydantic import Field, StringConstraints, model_validator
-from sqlalchemy import Connection, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert, select, update
 
 from worker.engine.clients import console_client
 from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Refused, Result
@@ -28,6 +27,7 @@ from worker.jobs.fields import ListId
 from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import EmailMessage, JobPart, utcnow
+from worker.ledger.store import Statement
 from worker.mailup.errors import AmbiguousError, MailUpError, PermanentError, TransientError
 from worker.mailup.messages import (
     SLOTS,
@@ -152,20 +152,18 @@ def _parts(payload: CreateMessage | AddAttachment) -> list[Part]:
     return payload.attachments if isinstance(payload, CreateMessage) else [payload.attachment]
 
 
-def stage(
-    session: Session, job_id: str, payload: CreateMessage | AddAttachment, contents: Any
-) -> None:
+_INSERT_PART = insert(JobPart)
+
+
+def stage(job_id: str, payload: CreateMessage | AddAttachment, contents: Any) -> list[Statement]:
     """The files' bytes (``contents``: one ``bytes`` per part, in payload order)."""
+    rows: list[Statement] = []
     for position, part in enumerate(_parts(payload)):
-        session.add(
-            JobPart(
-                job_id=job_id,
-                role=ATTACHMENT,
-                position=position,
-                filename=part.filename,
-                body=contents[position],
-            )
+        where = {"job_id": job_id, "role": ATTACHMENT, "position": position}
+        rows.append(
+            (_INSERT_PART, {**where, "filename": part.filename, "body": contents[position]})
         )
+    return rows
 
 
 def _stored(context: JobContext) -> list[bytes]:

@@ -78,7 +78,7 @@ def dispatch_due(settings: Settings) -> int:
         job_id, priority = job
         if not publish(job_id, priority, None):
             with transaction(settings.ledger_url) as session:
-                store.mark_unpublished(session, job_id)  # the sweeper publishes it later
+                store.mark_unpublished(session, [job_id])  # the sweeper publishes it later
     return queued
 
 
@@ -93,17 +93,17 @@ def _dispatch(settings: Settings, schedule_id: str) -> tuple[str, int] | None:
         if not won:
             return None
         schedule = session.get_one(CampaignSchedule, schedule_id)
-        job, _ = store.insert_job(
-            session,
-            kind=KIND,
-            account=schedule.account,
-            payload=schedule.payload,
-            priority=schedule.priority,
+        job = store.NewJob(
+            KIND,
+            schedule.account,
+            schedule.payload,
+            schedule.priority,
             idempotency_key=f"campaign-schedule:{schedule_id}",
         )
-        schedule.job_id = job.id
-        log.info("campaign schedule %s dispatched as job %s", schedule_id, job.id)
-        return job.id, schedule.priority
+        [(job_id, _)] = store.insert_jobs(session, [job])
+        schedule.job_id = job_id
+        log.info("campaign schedule %s dispatched as job %s", schedule_id, job_id)
+        return job_id, schedule.priority
 
 
 def listing(

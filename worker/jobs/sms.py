@@ -32,6 +32,7 @@ from worker.jobs import list_credentials, list_secret
 from worker.jobs.fields import ListId, PhoneNumber, SmsSender
 from worker.ledger.crypto import recipient_hasher
 from worker.ledger.models import Job, JobRecipient, JobStatus, SmsDelivery, utcnow
+from worker.ledger.store import Statement
 from worker.mailup.errors import Api, Condition, PermanentError, TransientError
 from worker.mailup.sms import SMS_MAX_CHARS, SmsClient, SmsMessage, merged_text
 from worker.settings import get_settings
@@ -108,7 +109,7 @@ def execute(context: JobContext, payload: SendSms) -> Result:
     }
     return Result(
         outcome=None,
-        record=lambda db: db.execute(_INSERT_DELIVERY, delivery),
+        rows=((_INSERT_DELIVERY, delivery),),
         http_status=sent.http_status,
         code=sent.code,
     )
@@ -167,11 +168,14 @@ def describe(session: Session, job: Job) -> dict[str, Any]:
     }
 
 
-def stage(session: Session, job_id: str, payload: SendSms, _extras: None) -> None:
+_INSERT_RECIPIENT = insert(JobRecipient)
+
+
+def stage(job_id: str, payload: SendSms, _extras: None) -> list[Statement]:
     """The recipient's keyed hash, so "what was sent to x" finds every SMS to x, sent or not,
     before and after a purge. (The producer's settings: staging is given no others.)"""
     hashed = recipient_hasher(get_settings())(payload.recipient)
-    session.add(JobRecipient(job_id=job_id, recipient_hash=hashed))
+    return [(_INSERT_RECIPIENT, {"job_id": job_id, "recipient_hash": hashed})]
 
 
 def sent_to(

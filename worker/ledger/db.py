@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,19 +14,28 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[tuple[int, str], Engine] = {}
 _sessionmakers: dict[Engine, sessionmaker[Session]] = {}
+# Worker threads ask for the engine at once on their first job: one of them makes it.
+_making = threading.Lock()
+# A threaded worker's jobs hold a connection only for a statement or a short transaction,
+# never across a MailUp call: a few connections serve dozens of threads, the overflow a
+# burst. Every thread is served within pool_timeout (30 s) or its job retries.
+POOL_SIZE = 8
+MAX_OVERFLOW = 24
 
 
 def engine_for(url: str) -> Engine:
     """The engine for ``url`` in this process."""
     key = (os.getpid(), url)
-    if key not in _engines:
-        _engines[key] = _create(url)
-    return _engines[key]
+    engine = _engines.get(key)
+    if engine is None:
+        with _making:
+            engine = _engines.get(key) or _engines.setdefault(key, _create(url))
+    return engine
 
 
 def _create(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_size=2, max_overflow=4)
+        return create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW)
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +66,7 @@ def session_factory(url: str) -> sessionmaker[Session]:
     engine = engine_for(url)
     if engine not in _sessionmakers:
         # Built once: each sessionmaker defines a Session subclass, costly to make per use.
-        _sessionmakers[engine] = sessionmaker(engine, expire_on_commit=False)
+        _sessionmakers.setdefault(engine, sessionmaker(engine, expire_on_commit=False))
     return _sessionmakers[engine]
 
 

@@ -4,13 +4,25 @@ the sweeper) can never both own a job, and a late writer never overwrites a newe
 from __future__ import annotations
 
 import functools
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Executable,
+    Update,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.ledger.models import (
@@ -27,6 +39,9 @@ from worker.ledger.models import (
 # The worker's transitions run on a Core connection (its hot path); producers and the
 # audit side use an ORM session. Both execute the same statements.
 Executor = Connection | Session
+# A write as data: a statement built once and its parameters. Rows of the same statement
+# are written together by worker.ledger.group_commit.
+Statement = tuple[Executable, dict[str, Any]]
 
 
 def upsert(db: Connection, model: type[Base], **values: Any) -> None:
@@ -56,57 +71,85 @@ class Claim:
     priority: int
 
 
-def insert_job(
-    session: Session,
-    *,
-    kind: str,
-    account: str,
-    payload: dict[str, Any],
-    priority: int,
-    idempotency_key: str | None,
-) -> tuple[Job, bool]:
-    """Add a queued job; with a key already used, return that job instead (created=False)."""
-    if idempotency_key is not None:
-        existing = _by_key(session, idempotency_key)
-        if existing is not None:
-            return _same_job(existing, kind, account, payload), False
+@dataclass(frozen=True)
+class NewJob:
+    kind: str
+    account: str
+    payload: dict[str, Any]
+    priority: int
+    idempotency_key: str | None = None
+    # The id its producer was given before the job could be written (None: a new one).
+    id: str | None = None
+
+
+_INSERT_JOB = insert(Job)
+
+
+def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
+    """Add queued jobs in one statement: each one's id, and whether it is new. A job whose
+    idempotency key is already used (or used earlier in ``jobs``) is that job (not new).
+
+    Raises IdempotencyConflict when a key was used for different parameters; IntegrityError
+    when another producer took one of the keys meanwhile (the caller's savepoint is then
+    rolled back, and trying again finds that job).
+    """
+    keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
+    known: dict[str, NewJob] = {}
+    if keys:
+        for row in session.execute(
+            select(Job.id, Job.kind, Job.account, Job.payload, Job.idempotency_key).where(
+                Job.idempotency_key.in_(keys)
+            )
+        ):
+            known[row.idempotency_key] = NewJob(
+                row.kind, row.account, row.payload, 0, row.idempotency_key, row.id
+            )
     now = utcnow()
-    job = Job(
-        kind=kind,
-        account=account,
-        payload=payload,
-        priority=priority,
-        idempotency_key=idempotency_key,
-        status=JobStatus.QUEUED,
-        run_after=now,
-        # Optimistic: the producer publishes right after commit, and clears this if it can't.
-        published_at=now,
-        publish_count=1,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(job)
-    except IntegrityError:
-        # Another producer inserted the same key between our look-up and insert.
-        existing = _by_key(session, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return _same_job(existing, kind, account, payload), False
-    return job, True
-
-
-def _by_key(session: Session, key: str) -> Job | None:
-    return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
-
-
-def _same_job(job: Job, kind: str, account: str, payload: dict[str, Any]) -> Job:
-    if (job.kind, job.account, job.payload) != (kind, account, payload):
-        raise IdempotencyConflict(
-            f"idempotency_key was already used for job {job.id} with different parameters"
+    answer: list[tuple[str, bool]] = []
+    rows: list[dict[str, Any]] = []
+    for job in jobs:
+        if job.idempotency_key is not None and job.idempotency_key in known:
+            answer.append((_same_job(known[job.idempotency_key], job), False))
+            continue
+        job_id = job.id or str(uuid.uuid4())
+        if job.idempotency_key is not None:
+            known[job.idempotency_key] = NewJob(**{**job.__dict__, "id": job_id})
+        answer.append((job_id, True))
+        rows.append(
+            {
+                "id": job_id,
+                "kind": job.kind,
+                "account": job.account,
+                "payload": job.payload,
+                "priority": job.priority,
+                "idempotency_key": job.idempotency_key,
+                "status": JobStatus.QUEUED,
+                "attempts": 0,
+                "run_after": now,
+                # Optimistic: the producer publishes right after commit, and clears this if
+                # it can't.
+                "published_at": now,
+                "publish_count": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
-    return job
+    if rows:
+        session.execute(_INSERT_JOB, rows)
+    return answer
+
+
+def _same_job(existing: NewJob, asked: NewJob) -> str:
+    assert existing.id is not None
+    if (existing.kind, existing.account, existing.payload) != (
+        asked.kind,
+        asked.account,
+        asked.payload,
+    ):
+        raise IdempotencyConflict(
+            f"idempotency_key was already used for job {existing.id} with different parameters"
+        )
+    return existing.id
 
 
 def wake(db: Executor, account: str, kinds: list[str]) -> None:
@@ -141,9 +184,9 @@ def waiting_jobs(
     return [(row.id, row.kind, row.payload) for row in rows]
 
 
-def mark_unpublished(db: Executor, job_id: str) -> None:
-    """The broker refused the message: leave it to the sweeper."""
-    db.execute(update(Job).where(Job.id == job_id).values(published_at=None))
+def mark_unpublished(db: Executor, job_ids: Sequence[str]) -> None:
+    """The broker refused their messages: leave them to the sweeper."""
+    db.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=None))
 
 
 # The worker's hot path runs these statements once per job: built once, with bind
@@ -151,7 +194,7 @@ def mark_unpublished(db: Executor, job_id: str) -> None:
 _CLAIM = (
     update(Job)
     .where(
-        Job.id == bindparam("p_id"),
+        Job.id.in_(bindparam("p_ids", expanding=True)),
         Job.status.in_(CLAIMABLE),
         Job.run_after <= bindparam("p_due"),
     )
@@ -162,27 +205,38 @@ _CLAIM = (
         lease_expires_at=bindparam("p_lease"),
         updated_at=bindparam("p_now"),
     )
-    .returning(Job.kind, Job.account, Job.payload, Job.attempts, Job.priority)
+    .returning(Job.id, Job.kind, Job.account, Job.payload, Job.attempts, Job.priority)
 )
 
 
 def claim(db: Executor, job_id: str, *, worker: str, lease_seconds: float) -> Claim | None:
     """Take a due, claimable job: queued/retrying → running. None if it is not ours to run."""
+    claims = claim_many(db, [job_id], worker=worker, lease_seconds=lease_seconds)
+    return claims[0] if claims else None
+
+
+def claim_many(
+    db: Executor, job_ids: Sequence[str], *, worker: str, lease_seconds: float
+) -> list[Claim]:
+    """``claim`` for several jobs in one statement: those that were ours to run, in the
+    order of ``job_ids``."""
     now = utcnow()
-    row = db.execute(
+    rows = db.execute(
         _CLAIM,
         {
-            "p_id": job_id,
+            "p_ids": list(job_ids),
             # A little slack: a countdown set on another host may land a moment early.
             "p_due": now + timedelta(seconds=1),
             "p_worker": worker,
             "p_lease": now + timedelta(seconds=lease_seconds),
             "p_now": now,
         },
-    ).first()
-    if row is None:
-        return None
-    return Claim(job_id, row.kind, row.account, row.payload, row.attempts, row.priority)
+    )
+    claims = {
+        row.id: Claim(row.id, row.kind, row.account, row.payload, row.attempts, row.priority)
+        for row in rows
+    }
+    return [claims[job_id] for job_id in dict.fromkeys(job_ids) if job_id in claims]
 
 
 def count_attempts(db: Executor, job_id: str, outcome: AttemptOutcome) -> int:
@@ -227,12 +281,13 @@ def release(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def open_attempt(db: Executor, claim: Claim, *, worker: str) -> None:
+_OPEN_ATTEMPT = insert(Attempt)
+
+
+def opening(claim: Claim, *, worker: str) -> Statement:
     """Record, before the request leaves, that a MailUp call is being made."""
-    db.execute(
-        insert(Attempt),
-        {"job_id": claim.job_id, "number": claim.number, "worker": worker, "started_at": utcnow()},
-    )
+    row = {"job_id": claim.job_id, "number": claim.number, "worker": worker}
+    return _OPEN_ATTEMPT, {**row, "started_at": utcnow()}
 
 
 _CLOSE_ATTEMPT = (
@@ -249,18 +304,19 @@ _CLOSE_ATTEMPT = (
 )
 
 
-def close_attempt(
-    db: Executor,
+def closing(
     claim: Claim,
     *,
+    opened: bool,
     worker: str,
     outcome: AttemptOutcome,
     started_at: datetime,
     http_status: int | None = None,
     code: str | None = None,
     error: str | None = None,
-) -> None:
-    """Complete this run's attempt row (creating it if no call was opened)."""
+) -> Statement:
+    """Complete this run's attempt row: the one ``opening`` wrote, or a new one when no call
+    was opened (``opened`` False)."""
     now = utcnow()
     values = {
         "outcome": outcome,
@@ -270,18 +326,10 @@ def close_attempt(
         "finished_at": now,
         "duration_ms": int((now - started_at).total_seconds() * 1000),
     }
-    where = {"p_job_id": claim.job_id, "p_number": claim.number}
-    if not db.execute(_CLOSE_ATTEMPT, {**values, **where}).rowcount:  # type: ignore[attr-defined]
-        db.execute(
-            insert(Attempt),
-            {
-                "job_id": claim.job_id,
-                "number": claim.number,
-                "worker": worker,
-                "started_at": started_at,
-                **values,
-            },
-        )
+    if opened:
+        return _CLOSE_ATTEMPT, {**values, "p_job_id": claim.job_id, "p_number": claim.number}
+    row = {"job_id": claim.job_id, "number": claim.number, "worker": worker}
+    return _OPEN_ATTEMPT, {**row, "started_at": started_at, **values}
 
 
 @functools.cache
@@ -314,8 +362,7 @@ def _settle_statement(status: JobStatus, with_outcome: bool, publish: bool) -> U
     )
 
 
-def settle(
-    db: Executor,
+def settling(
     claim: Claim,
     *,
     status: JobStatus,
@@ -324,14 +371,13 @@ def settle(
     error: str | None = None,
     run_after: datetime | None = None,
     publish: bool = True,
-) -> bool:
-    """Move this run's job to its next status. False if the job is no longer this run's.
+) -> Statement:
+    """Move this run's job to its next status; a job no longer this run's is left alone.
 
     A job the sweeper marked in_doubt (lease expired mid-call) still takes this run's
     answer: the real outcome is better than doubt.
     """
     now = utcnow()
-    statement = _settle_statement(status, outcome is not None, publish)
     params = {
         "p_id": claim.job_id,
         "p_number": claim.number,
@@ -341,7 +387,18 @@ def settle(
         "p_outcome": outcome,
         "p_run_after": run_after or now,
     }
-    return bool(db.execute(statement, params).rowcount)  # type: ignore[attr-defined]
+    return _settle_statement(status, outcome is not None, publish), params
+
+
+def execute_merged(db: Executor, statements: Iterable[Statement]) -> None:
+    """Rows of the same statement object (built once) and the same parameter names in one
+    executemany, in the order the statements were first met."""
+    merged: dict[tuple[int, tuple[str, ...]], tuple[Executable, list[dict[str, Any]]]] = {}
+    for statement, params in statements:
+        key = (id(statement), tuple(sorted(params)))
+        merged.setdefault(key, (statement, []))[1].append(params)
+    for statement, rows in merged.values():
+        db.execute(statement, rows)
 
 
 # --- the sweeper's side -------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""HTTP towards MailUp: one requests.Session per process, explicit timeouts, and the
+"""HTTP towards MailUp: one requests.Session per thread, explicit timeouts, and the
 translation of network failures into transient (never left) or ambiguous (may have left)."""
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,24 +31,23 @@ def no_throttle() -> None:
     """For calls MailUp does not limit per second (the token endpoint, email sends)."""
 
 
-_session: requests.Session | None = None
-_session_pid: int | None = None
+# requests.Session is not documented thread-safe: each worker thread keeps its own (and its
+# keep-alive pool); a forked child makes new ones.
+_local = threading.local()
 
 
 def session() -> requests.Session:
-    """This process's session (keep-alive pool); a forked child makes its own."""
-    global _session, _session_pid
-    if _session is None or _session_pid != os.getpid():
-        _session = requests.Session()
-        _session.headers["User-Agent"] = "mailup-jobs"
+    """This thread's session (keep-alive pool)."""
+    if getattr(_local, "pid", None) != os.getpid():
+        made = requests.Session()
+        made.headers["User-Agent"] = "mailup-jobs"
         # requests would re-read the whole environment for proxies on every request; the
         # environment is read once here and in _proxies instead.
-        _session.trust_env = False
-        _session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
-            "CURL_CA_BUNDLE", True
-        )
-        _session_pid = os.getpid()
-    return _session
+        made.trust_env = False
+        made.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE", True)
+        _local.session, _local.pid = made, os.getpid()
+    session_: requests.Session = _local.session
+    return session_
 
 
 @functools.cache
