@@ -1,7 +1,7 @@
 """Throughput of SMS jobs through Redis + PostgreSQL + the sandbox, against a baseline
 measured in the same run: a bare Celery task making the same HTTP call, with no ledger.
 
-    python -m bench.throughput [--jobs 2000] [--concurrency 4] [--latency-ms 0 50]
+    python -m bench.throughput [--jobs 2000] [--concurrency 32] [--latency-ms 0 50]
 
 Each measure pre-loads the queue with the worker stopped, then starts it; throughput is
 counted from the first SMS MailUp received to the last job finished, so start-up and
@@ -21,27 +21,24 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import psutil
 import redis
 import requests
 import sqlalchemy
 from cryptography.fernet import Fernet
 
-PORT = 8731
-SANDBOX = f"http://127.0.0.1:{PORT}"
+from bench.harness import PARTS, PORT, SANDBOX, CpuMeter, RssWatcher, get, wait
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=32, help="Threads per worker.")
     parser.add_argument(
         "--latency-ms", type=int, nargs="+", default=[0, 50], help="The sandbox's answer times."
     )
@@ -66,7 +63,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
-        _wait(lambda: _get("/_sandbox/journal") is not None, "sandbox")
+        wait(lambda: get("/_sandbox/journal") is not None, "sandbox")
         results = {ms: _measure(args, ms, sandbox.pid) for ms in args.latency_ms}
     finally:
         sandbox.terminate()
@@ -82,10 +79,10 @@ def main() -> None:
         f"mailup-jobs {rss['mailup-jobs']:.0f} MB"
     )
     for ms, pair in results.items():
-        print(f"\nCPU ms per job at {ms} ms " + "".join(f"{p:>9}" for p in [*_PARTS, "total"]))
+        print(f"\nCPU ms per job at {ms} ms " + "".join(f"{p:>9}" for p in [*PARTS, "total"]))
         for i, name in _NAMES:
             cpu = pair[i]["cpu_ms"]
-            cells = [cpu[p] for p in _PARTS] + [sum(cpu.values())]
+            cells = [cpu[p] for p in PARTS] + [sum(cpu.values())]
             print(f"  {name:<20}" + "".join(f"{value:9.2f}" for value in cells))
 
 
@@ -133,7 +130,8 @@ def _load_baseline(count: int) -> Callable[[], datetime | None]:
 
 
 def _load_system(count: int) -> Callable[[], datetime | None]:
-    from producers import manage_list_secret, send_sms
+    from producers import manage_list_secret
+    from producers.bulk import send_sms_many
     from worker.ledger.db import transaction
     from worker.ledger.migrate import upgrade
     from worker.ledger.models import Job
@@ -156,13 +154,15 @@ def _load_system(count: int) -> Callable[[], datetime | None]:
         limiter=clients.limiter(settings),
         publish=lambda *a: True,
     )
-    for n in range(count):
-        send_sms(
-            list_id=1,
-            recipient=f"+39335{n:07d}",
-            content="Hi [Name]",
-            dynamic_fields={"Name": "bench"},
-        )
+    send_sms_many(
+        {
+            "list_id": 1,
+            "recipient": f"+39335{n:07d}",
+            "content": "Hi [Name]",
+            "dynamic_fields": {"Name": "bench"},
+        }
+        for n in range(count)
+    )
 
     def last_finished() -> datetime | None:
         with transaction(url) as session:
@@ -207,17 +207,17 @@ def _run(
         ],
         start_new_session=True,
     )
-    peak = _RssWatcher(worker.pid)
+    peak = RssWatcher(worker.pid)
     try:
         # CPU is counted over the steady middle of the run, leaving out start-up and the tail.
-        _wait(lambda: _deliveries() >= args.jobs // 20, f"{name} to start delivering", 120)
-        cpu = _CpuMeter(worker.pid, sandbox_pid)
+        wait(lambda: _deliveries() >= args.jobs // 20, f"{name} to start delivering", 120)
+        cpu = CpuMeter(worker.pid, sandbox_pid)
         first = _deliveries()
-        _wait(lambda: _deliveries() >= args.jobs * 19 // 20, f"{name} to deliver", 900)
+        wait(lambda: _deliveries() >= args.jobs * 19 // 20, f"{name} to deliver", 900)
         cpu_per_job = cpu.per_job(_deliveries() - first)
-        _wait(lambda: _deliveries() >= args.jobs, f"{name} to deliver {args.jobs} SMS", 900)
+        wait(lambda: _deliveries() >= args.jobs, f"{name} to deliver {args.jobs} SMS", 900)
         time.sleep(1)  # the last jobs record their outcome
-        times = [e["time"] for e in _get("/_sandbox/deliveries")["deliveries"]]
+        times = [e["time"] for e in get("/_sandbox/deliveries")["deliveries"]]
         start = min(times)
         end = last_finished()
         end_ts = end.timestamp() if end else max(times)
@@ -234,73 +234,6 @@ def _run(
     }
 
 
-_PARTS = ("worker", "pool", "postgres", "redis", "sandbox")
-
-
-class _CpuMeter:
-    """CPU time spent by each part of the system from now on, per job delivered."""
-
-    def __init__(self, worker_pid: int, sandbox_pid: int) -> None:
-        self._worker_pid = worker_pid
-        self._sandbox_pid = sandbox_pid
-        self._start = self._read()
-
-    def _read(self) -> dict[str, float]:
-        parts = dict.fromkeys(_PARTS, 0.0)
-        worker = psutil.Process(self._worker_pid)
-        owners = {p.pid: "pool" for p in worker.children(recursive=True)}
-        owners[worker.pid] = "worker"
-        owners[self._sandbox_pid] = "sandbox"
-        for process in psutil.process_iter(["name"]):
-            part = owners.get(process.pid) or _service(process.info["name"] or "")
-            if part is None:
-                continue
-            try:
-                times = process.cpu_times()
-            except psutil.Error:
-                continue
-            parts[part] += times.user + times.system
-        return parts
-
-    def per_job(self, jobs: int) -> dict[str, float]:
-        end = self._read()
-        return {part: (end[part] - self._start[part]) * 1000 / jobs for part in end}
-
-
-def _service(name: str) -> str | None:
-    if name.startswith("postgres"):
-        return "postgres"
-    if name.startswith("redis-server"):
-        return "redis"
-    return None
-
-
-class _RssWatcher:
-    """Samples the worker's process tree every 100 ms; keeps the peaks."""
-
-    def __init__(self, pid: int) -> None:
-        self.per_process = 0
-        self._pid = pid
-        self._running = True
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while self._running:
-            try:
-                root = psutil.Process(self._pid)
-                rss = [p.memory_info().rss for p in [root, *root.children(recursive=True)]]
-            except psutil.Error:
-                rss = []
-            if rss:
-                self.per_process = max(self.per_process, *rss)
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self._running = False
-        self._thread.join()
-
-
 def _secret() -> str:
     answer = requests.post(
         f"{SANDBOX}/sms/api/v2.0/lists/1/listsecret",
@@ -312,22 +245,7 @@ def _secret() -> str:
 
 
 def _deliveries() -> int:
-    return int(_get("/_sandbox/stats")["deliveries"])
-
-
-def _get(path: str) -> Any:
-    try:
-        return requests.get(SANDBOX + path, timeout=5).json()
-    except requests.ConnectionError:
-        return None
-
-
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.25)
+    return int(get("/_sandbox/stats")["deliveries"])
 
 
 if __name__ == "__main__":

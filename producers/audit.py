@@ -12,22 +12,29 @@ from __future__ import annotations
 
 import getpass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from worker import retention
-from worker.audits import failures, in_doubt, recipients, volume
-from worker.audits.failures import Failure
-from worker.audits.in_doubt import InDoubtJob, Resolution
-from worker.audits.period import Moment, Period
-from worker.audits.volume import CostsBy, Credits, DayKind, DaySends
-from worker.engine import pauses
-from worker.engine.kind import Addressed
-from worker.engine.pauses import Pause
 from worker.jobs import audit
 from worker.jobs.registry import KINDS
-from worker.publish import publish
-from worker.retention import PurgeReport
 from worker.settings import get_settings
+
+# The audits, pauses, retention and the broker are imported by the functions that use
+# them, so that reading a job (``mailup-jobs jobs show``) loads none of them.
+if TYPE_CHECKING:
+    from worker.audits.failures import Failure
+    from worker.audits.in_doubt import InDoubtJob, Resolution
+    from worker.audits.period import Moment
+    from worker.audits.volume import CostsBy, Credits, DayKind, DaySends
+    from worker.engine.kind import Addressed
+    from worker.engine.pauses import Pause
+    from worker.retention import PurgeReport
+
+
+def publish(job_id: str, priority: int = 5, countdown: float | None = None) -> bool:
+    """``worker.publish.publish``, imported on the first call: it loads Celery."""
+    from worker.publish import publish as to_broker
+
+    return to_broker(job_id, priority, countdown)
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:
@@ -70,6 +77,9 @@ def sms_costs(
     account: str | None = None,
 ) -> list[Credits]:
     """SMS sent and the credits MailUp charged, per account and campaign code, day or list."""
+    from worker.audits import volume
+    from worker.audits.period import Period
+
     return volume.sms_costs(get_settings(), by, Period.of(since, until), account=account)
 
 
@@ -81,32 +91,48 @@ def sends_by_day(
     status: str | None = None,
 ) -> list[DaySends]:
     """Jobs per day they were accepted (UTC) and per status."""
+    from worker.audits import volume
+    from worker.audits.period import Period
+
     period = Period.of(since, until)
     return volume.sends_by_day(get_settings(), period, kind=kind, status=status)
 
 
 def kinds_by_day(*, since: Moment = None, until: Moment = None) -> list[DayKind]:
     """Jobs per day they were accepted (UTC) and per kind."""
+    from worker.audits import volume
+    from worker.audits.period import Period
+
     return volume.kinds_by_day(get_settings(), Period.of(since, until))
 
 
 def failures_by_code(*, since: Moment = None, until: Moment = None) -> list[Failure]:
     """Failed and in_doubt jobs by MailUp API and code, with what each code means."""
+    from worker.audits import failures
+    from worker.audits.period import Period
+
     return failures.by_code(get_settings(), KINDS, Period.of(since, until))
 
 
 def sent_to(recipient: str, *, since: Moment = None, until: Moment = None) -> list[Addressed]:
     """Everything addressed to a phone number or email address (also after a purge)."""
+    from worker.audits import recipients
+    from worker.audits.period import Period
+
     return recipients.sent_to(get_settings(), KINDS, recipient, Period.of(since, until))
 
 
 def in_doubt_jobs() -> list[InDoubtJob]:
     """The jobs waiting for a person to say whether they were sent."""
+    from worker.audits import in_doubt
+
     return in_doubt.in_doubt(get_settings())
 
 
 def paused_channels() -> list[Pause]:
     """Every paused channel of every account (``mailup-jobs accounts status``)."""
+    from worker.engine import pauses
+
     return pauses.listing(get_settings())
 
 
@@ -119,6 +145,8 @@ def resolve(
     Raises:
         worker.audits.in_doubt.NotInDoubt: the job is not in_doubt.
     """
+    from worker.audits import in_doubt
+
     return in_doubt.resolve(
         get_settings(),
         job_id,
@@ -132,5 +160,7 @@ def resolve(
 def purge(older_than: str | timedelta) -> PurgeReport:
     """Remove the personal data of jobs finished longer than ``older_than`` ago ("90d",
     "12h" or a timedelta), keeping their audit."""
+    from worker import retention
+
     age = retention.age(older_than) if isinstance(older_than, str) else older_than
     return retention.purge(get_settings(), KINDS, age)

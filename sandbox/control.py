@@ -92,6 +92,10 @@ def build_router(sb: Sandbox) -> Router:
     def accounts(req: Request) -> Reply:
         return Reply(200, {"accounts": sb.accounts()})
 
+    @router.route("POST", r"/accounts")
+    def add_account(req: Request) -> Reply:
+        return _found(sb.add_account, int(_body(req)["account_id"]))
+
     @router.route("POST", r"/accounts/(?P<account_id>\d+)")
     def set_account(req: Request) -> Reply:
         return _found(sb.set_account, int(req.params["account_id"]), **_body(req))

@@ -52,6 +52,7 @@ from sandbox.state import (
     DEFERRED,
     FINISHED,
     IMMEDIATE,
+    LIST_DEFAULTS,
     SENDING_STATES,
     STATUS_CODES,
     STOPPED,
@@ -232,6 +233,25 @@ class Sandbox:
         """Every account, passwords left out."""
         with self.state.lock:
             return [_account_view(a) for a in self.state.accounts.values()]
+
+    def add_account(self, account_id: int) -> dict[str, Any]:
+        """Another MailUp account (console user ``m<id>``, the sandbox's password, as many
+        credits as the first) with one list whose ListSecret is made: its keys."""
+        with self.state.lock:
+            if account_id in self.state.accounts:
+                raise ValueError(f"account {account_id} exists")
+            account = Account(account_id, f"m{account_id}", DEFAULT_PASSWORD, 1_000_000.0)
+            self.state.accounts[account_id] = account
+            mlist = self.state.add_list(account_id, dict(LIST_DEFAULTS))
+            mlist.list_secret = str(uuid.uuid4())
+            return {
+                **_account_view(account),
+                "username": account.username,
+                "password": account.password,
+                "list_id": mlist.id,
+                "list_guid": mlist.guid,
+                "list_secret": mlist.list_secret,
+            }
 
     def set_account(self, account_id: int, **settings: Any) -> dict[str, Any]:
         """Change an account: ``status`` (one of ACCOUNT_STATUSES), ``credits`` (SMS credits),

@@ -4,8 +4,12 @@ first."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +106,62 @@ def test_a_worker_runs_bulk_batches_and_an_otp_goes_before_the_backlog(
     wait_for(lambda: set(statuses(bulk).values()) == {"succeeded"}, 120, "all bulk sent")
     recipients = [d["recipient"] for d in sandbox.deliveries()]
     assert len(recipients) == len(set(recipients)) == 601  # each once
+
+
+def _cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "producers.cli", *args],
+        env={**os.environ, **env.values},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_sms_from_a_csv_file_one_job_a_row(env: Env, tmp_path: Path) -> None:
+    rows = ["to,name,campaign_code"] + [f"+39335{n:07d},Ada{n},spring" for n in range(1500)]
+    (tmp_path / "people.csv").write_text("\n".join(rows) + "\n")
+
+    done = _cli(
+        env,
+        "enqueue",
+        "sms",
+        "--list-id",
+        "1",
+        "--content",
+        "Hi [name]",
+        "--from-csv",
+        str(tmp_path / "people.csv"),
+    )
+
+    assert done.returncode == 0, done.stderr
+    ids = done.stdout.split()
+    assert len(ids) == len(set(ids)) == 1500 == job_count()
+    last = job(ids[-1])
+    assert last["payload"]["dynamic_fields"] == {"name": "Ada1499"}
+    assert last["payload"]["campaign_code"] == "spring"
+    assert last["priority"] == 8
+
+
+def test_a_bad_row_names_its_line_and_nothing_is_queued(env: Env, tmp_path: Path) -> None:
+    rows = ["to", "+393350000001", "3350000002", "+393350000003"]
+    (tmp_path / "people.csv").write_text("\n".join(rows) + "\n")
+
+    done = _cli(
+        env,
+        "enqueue",
+        "sms",
+        "--list-id",
+        "1",
+        "--content",
+        "Hi",
+        "--priority",
+        "2",
+        "--from-csv",
+        str(tmp_path / "people.csv"),
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"{tmp_path / 'people.csv'}:3: invalid to: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert job_count() == 0

@@ -63,3 +63,14 @@ def main() -> None:
             raise
         click.echo(f"mailup-jobs: {line}", err=True)
         sys.exit(1)
+    finally:
+        _close_the_ledger()
+
+
+def _close_the_ledger() -> None:
+    """Close the pooled ledger connections now: dropped as the interpreter exits, psycopg
+    may warn of each. (Only if the command used the ledger: --help loads no SQLAlchemy.)"""
+    if "worker.ledger.db" in sys.modules:
+        from worker.ledger.db import dispose_all
+
+        dispose_all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,34 @@ def enqueue() -> None:
 
 @enqueue.command("sms")
 @click.option("--list-id", required=True, type=int)
-@click.option("--to", "recipient", required=True, help="International number: +39… or 0039….")
+@click.option("--to", "recipient", help="International number: +39… or 0039….")
 @click.option("--content", help="The text (MailUp truncates it past 670 characters).")
 @click.option("--template-id", type=int, help="A MailUp SMS template instead of --content.")
 @click.option("--campaign-code")
 @click.option("--field", "fields", multiple=True, help="A merge tag: NAME=VALUE (repeatable).")
 @click.option("--sender", help="At most 11 letters and digits.")
 @click.option("--unicode", "is_unicode", is_flag=True, help="The text has non-Latin letters.")
+@click.option(
+    "--from-csv",
+    "csv_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Queue one SMS per row (bulk priority unless --priority): a header row naming "
+    "`to` and optionally content, template_id, campaign_code, sender, idempotency_key; "
+    "other columns are merge tags. Options given apply to every row.",
+)
 @common
-def enqueue_sms(fields: tuple[str, ...], **kwargs: Any) -> None:
-    """Queue one transactional SMS."""
+def enqueue_sms(fields: tuple[str, ...], csv_file: Path | None, **kwargs: Any) -> None:
+    """Queue one transactional SMS (or one per row of --from-csv)."""
     from producers.enqueue import send_sms
 
+    if csv_file is not None:
+        from producers.cli.bulk import sms_from_csv
+
+        sms_from_csv(csv_file, dynamic_fields=fields_option(fields), **kwargs)
+        return
+    if not kwargs["recipient"]:
+        click.echo("invalid --to: give the recipient, or --from-csv FILE", err=True)
+        sys.exit(2)
     submit(send_sms, dynamic_fields=fields_option(fields), **kwargs)
 
 

@@ -184,3 +184,24 @@ def test_calls_count_by_when_they_arrived_not_when_they_were_handled() -> None:
         assert limits.arrive(1234, CONSOLE, at=t) is None
     assert limits.arrive(1234, CONSOLE, at=0.05) is None  # nothing in the second before it
     assert limits.arrive(1234, CONSOLE, at=0.45) == Refusal(5, 6)  # 0.05 … 0.4 and itself
+
+
+def test_an_added_account_sends_on_its_own_list_under_its_own_cap(
+    sb: Sandbox, payload, ctl
+) -> None:
+    # Given a second account with its list and ListSecret, and the first one's cap spent
+    added = ctl("POST", "accounts", json={"account_id": 5678})
+    body = {**payload(), "ListGuid": added["list_guid"], "ListSecret": added["list_secret"]}
+    with requests.Session() as session:
+        for _ in range(30):
+            session.post(f"{sb.sms_url}/sms/1234/1", json=payload(), timeout=5)
+        # When it sends 31 SMS at once: its own 30 go, the 31st is refused
+        url = f"{sb.sms_url}/sms/5678/{added['list_id']}"
+        answers = [session.post(url, json=body, timeout=5) for _ in range(31)]
+        # And another account's list is not its to send on
+        foreign = session.post(f"{sb.sms_url}/sms/5678/1", json=payload(), timeout=5)
+    assert [r.status_code for r in answers] == [200] * 30 + [429]
+    assert foreign.status_code != 200
+    assert added["username"] == "m5678"
+    refused = requests.post(f"{sb.url}/_sandbox/accounts", json={"account_id": 5678}, timeout=5)
+    assert refused.status_code == 400

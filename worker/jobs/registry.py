@@ -1,62 +1,89 @@
-"""Every job kind the worker runs. A new kind is one module and one line here."""
+"""Every job kind the worker runs. A new kind is one module and one line here.
 
-from collections.abc import Callable
+A kind's module is imported when the kind is first looked up, so that reading one job
+(``mailup-jobs jobs show``) loads that kind alone, not every kind with its clients. The
+worker still loads them all as it starts: ``worker.tasks`` imports POLLS, built from them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from worker.engine.kind import JobKind, Poll
-from worker.jobs import (
-    campaigns,
-    email,
-    groups,
-    imports,
-    list_secret,
-    lists,
-    messages,
-    recipients,
-    sendings,
-    sms,
-    smtp_users,
-    trusted_senders,
-)
 from worker.settings import Settings
 
-KINDS: dict[str, JobKind] = {
-    kind.name: kind
-    for kind in (
-        sms.KIND,
-        list_secret.KIND,
-        email.MESSAGE,
-        email.TEMPLATE,
-        trusted_senders.KIND,
-        smtp_users.CREATE,
-        smtp_users.RESET,
-        smtp_users.INFO,
-        lists.CREATE,
-        lists.UPDATE,
-        lists.DELETE,
-        groups.CREATE,
-        groups.UPDATE,
-        groups.DELETE,
-        groups.CLEAR,
-        recipients.ADD,
-        recipients.SUBSCRIPTION,
-        imports.KIND,
-        messages.CREATE,
-        messages.UPDATE,
-        messages.COPY,
-        messages.VISIBILITY,
-        messages.DYNAMIC_FIELDS,
-        messages.TAG_CREATE,
-        messages.TAG_RENAME,
-        messages.TAG_DELETE,
-        messages.ATTACHMENT_ADD,
-        messages.ATTACHMENT_DELETE,
-        campaigns.KIND,
-        sendings.STOP,
-        sendings.DELETE,
-    )
+# Each kind's name and where its JobKind is, "module:attribute".
+_HOMES = {
+    "send_sms": "worker.jobs.sms:KIND",
+    "list_secret": "worker.jobs.list_secret:KIND",
+    "send_message": "worker.jobs.email:MESSAGE",
+    "send_template": "worker.jobs.email:TEMPLATE",
+    "trusted_sender": "worker.jobs.trusted_senders:KIND",
+    "create_smtp_user": "worker.jobs.smtp_users:CREATE",
+    "reset_smtp_password": "worker.jobs.smtp_users:RESET",
+    "smtp_user_info": "worker.jobs.smtp_users:INFO",
+    "list_create": "worker.jobs.lists:CREATE",
+    "list_update": "worker.jobs.lists:UPDATE",
+    "list_delete": "worker.jobs.lists:DELETE",
+    "group_create": "worker.jobs.groups:CREATE",
+    "group_update": "worker.jobs.groups:UPDATE",
+    "group_delete": "worker.jobs.groups:DELETE",
+    "group_clear": "worker.jobs.groups:CLEAR",
+    "recipient_add": "worker.jobs.recipients:ADD",
+    "recipient_subscription": "worker.jobs.recipients:SUBSCRIPTION",
+    "import_chunk": "worker.jobs.imports:KIND",
+    "message_create": "worker.jobs.messages:CREATE",
+    "message_update": "worker.jobs.messages:UPDATE",
+    "message_copy": "worker.jobs.messages:COPY",
+    "message_visibility": "worker.jobs.messages:VISIBILITY",
+    "message_dynamic_fields": "worker.jobs.messages:DYNAMIC_FIELDS",
+    "tag_create": "worker.jobs.messages:TAG_CREATE",
+    "tag_rename": "worker.jobs.messages:TAG_RENAME",
+    "tag_delete": "worker.jobs.messages:TAG_DELETE",
+    "attachment_add": "worker.jobs.messages:ATTACHMENT_ADD",
+    "attachment_delete": "worker.jobs.messages:ATTACHMENT_DELETE",
+    "campaign_send": "worker.jobs.campaigns:KIND",
+    "sending_stop": "worker.jobs.sendings:STOP",
+    "sending_delete": "worker.jobs.sendings:DELETE",
 }
-CHANNELS = sorted({kind.channel.name for kind in KINDS.values() if kind.channel})
-POLLS: dict[str, Poll] = {poll.name: poll for kind in KINDS.values() for poll in kind.polls}
+
+
+class _Kinds(Mapping[str, JobKind]):
+    """The kinds by name, each imported on its first lookup."""
+
+    def __getitem__(self, name: str) -> JobKind:
+        module, attribute = _HOMES[name].split(":")
+        kind: JobKind = getattr(importlib.import_module(module), attribute)
+        return kind
+
+    def __contains__(self, name: object) -> bool:
+        return name in _HOMES  # without importing the kind
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_HOMES)
+
+    def __len__(self) -> int:
+        return len(_HOMES)
+
+
+KINDS: Mapping[str, JobKind] = _Kinds()
+
+if TYPE_CHECKING:  # built by __getattr__ on first use: they need every kind
+    CHANNELS: list[str]
+    POLLS: dict[str, Poll]
+
+
+def __getattr__(name: str) -> object:
+    if name == "CHANNELS":
+        value: object = sorted({kind.channel.name for kind in KINDS.values() if kind.channel})
+    elif name == "POLLS":
+        value = {poll.name: poll for kind in KINDS.values() for poll in kind.polls}
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def channel_kinds(channel: str) -> list[str]:

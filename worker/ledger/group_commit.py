@@ -37,25 +37,34 @@ Out = TypeVar("Out")
 Call = Callable[[Connection], object]
 
 
-class Group(Generic[In, Out]):
-    """Calls from many threads served together: the first thread in runs ``serve`` on every
-    call waiting (one answer, or the exception, per call), while the others wait for it."""
+# Groups served at once: a group's round trips overlap the next group's forming, and a
+# thread alone need not wait (measured: 1 lane leaves the ledger idle between groups).
+LANES = 4
 
-    def __init__(self, serve: Callable[[list[In]], list[Out | BaseException]]) -> None:
+
+class Group(Generic[In, Out]):
+    """Calls from many threads served together: a thread that finds a lane free runs
+    ``serve`` on every call waiting (one answer, or the exception, per call); the others wait
+    for a lane, or for a thread in one to serve them."""
+
+    def __init__(
+        self, serve: Callable[[list[In]], list[Out | BaseException]], *, lanes: int = LANES
+    ) -> None:
         self._serve = serve
         self._turn = threading.Condition()
         self._waiting: list[_Call[In, Out]] = []
-        self._serving = False
+        self._lanes = lanes
+        self._serving = 0
 
     def __call__(self, asked: In) -> Out:
         mine: _Call[In, Out] = _Call(asked)
         with self._turn:
             self._waiting.append(mine)
-            while self._serving and not mine.done:
+            while self._serving >= self._lanes and not mine.done:
                 self._turn.wait()
             group: list[_Call[In, Out]] = []
             if not mine.done:
-                self._serving = True  # our turn: serve everyone waiting
+                self._serving += 1  # our turn: serve everyone waiting
                 group, self._waiting = self._waiting, []
         if group:
             try:
@@ -66,7 +75,7 @@ class Group(Generic[In, Out]):
                 with self._turn:
                     for call, answer in zip(group, answers, strict=True):
                         call.answer, call.done = answer, True
-                    self._serving = False
+                    self._serving -= 1
                     self._turn.notify_all()
         if isinstance(mine.answer, BaseException):
             raise mine.answer
