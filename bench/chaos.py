@@ -20,9 +20,12 @@ Reading the output:
 
 - ``jobs by status``: every job should be succeeded, failed or in_doubt; ``lost`` counts
   the others (still queued, retrying or running at the deadline) and must be 0.
-- ``in_doubt by code``: ``http_500`` (MailUp did nothing: no delivery), ``network`` (the
-  dropped answers: MailUp delivered, one delivery each — correct), ``worker_lost`` (a kill
-  hit the job after it committed "calling"; delivered or not, as it happened).
+- ``in_doubt by code``: ``300`` (HTTP 500 with MailUp's server error code, answered before
+  acting: no delivery), ``network`` (the dropped answers: MailUp delivered, one delivery
+  each — correct), ``worker_lost`` (a kill hit the job after it committed "calling";
+  delivered or not, as it happened: a job waiting for its account's per-second slot has
+  already committed "calling", so most of these never reached MailUp). Each shows how many
+  of them MailUp delivered.
 - ``failed by code``: attempts exhausted, or MailUp's permanent answers.
 - ``deliveries``: what the sandbox delivered, per recipient (each job has its own). A
   recipient delivered twice is an SMS sent twice: it must be 0, as must a succeeded job
@@ -30,8 +33,8 @@ Reading the output:
   delivered ("failed" says nothing was sent).
 
 Exit status 1 when any of those must-be-0 figures is not. Worker and beat logs are kept in
-the run's folder (printed first); the schema, the Redis database and the processes are
-removed at the end, also on failure or Ctrl-C.
+the run's folder (printed first); the schema (unless --keep), the Redis database and the
+processes are removed at the end, also on failure or Ctrl-C.
 
 ``--no-restarts`` leaves Redis and PostgreSQL alone: restarting them disturbs everything
 else using them (other test runs, other databases).
@@ -54,6 +57,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +84,13 @@ WORKERS = 2
 # The kills fall at random points between these shares of the jobs delivered.
 KILL_WINDOW = (0.02, 0.7)
 REDIS_RESTART_AT, POSTGRES_RESTART_AT = 0.3, 0.5
+MIN_GAP = 3.0  # seconds between two events: a worker starts in about 1.5 s
 
 
 def main() -> None:
     args = _arguments()
-    # SIGTERM cleans up like Ctrl-C.
+    # Ctrl-C (even when started in the background, which ignores it) and SIGTERM clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cleanup = ExitStack()
     try:
@@ -107,7 +113,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--no-restarts", action="store_true", help="Leave Redis and PostgreSQL running."
     )
-    parser.add_argument("--timeout", type=float, default=900, help="Seconds for every job to end.")
+    # A retried job whose message died with a worker waits REPUBLISH_AFTER doubled per
+    # publication (retries included, up to 64 times): up to 16 min here.
+    parser.add_argument("--timeout", type=float, default=1200, help="Seconds for jobs to end.")
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep the ledger's schema to inspect it afterwards."
+    )
     parser.add_argument("--seed", type=int, default=0, help="The kills' and the faults' seed.")
     parser.add_argument("--port", type=int, default=PORT, help="The sandbox's port.")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
@@ -229,7 +240,8 @@ def _run(args: argparse.Namespace, cleanup: ExitStack) -> bool:
     env["MAILUP_JOBS_ACCOUNTS"] = json.dumps(
         {name: {k: a[k] for k in ("username", "password", "account_id")} for name, a in accounts}
     )
-    ledger_url = _fresh_schema(args.postgres, env, cleanup)
+    ledger_url = _fresh_schema(args.postgres, env, cleanup, keep=args.keep)
+    _refuse_shared_redis(args.redis)
     cleanup.callback(_flush, args.redis)
     _flush(args.redis)
     guard = _ServiceGuard(args.redis)
@@ -292,13 +304,17 @@ def _create_accounts(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]
     return accounts
 
 
-def _fresh_schema(postgres: str, env: dict[str, str], cleanup: ExitStack) -> str:
-    """A schema of its own on the PostgreSQL server, dropped at the end: the ledger's URL."""
+def _fresh_schema(postgres: str, env: dict[str, str], cleanup: ExitStack, *, keep: bool) -> str:
+    """A schema of its own on the PostgreSQL server, dropped at the end unless ``keep``: the
+    ledger's URL."""
     schema = f"chaos_{uuid.uuid4().hex[:8]}"
     admin = sqlalchemy.create_engine(postgres, pool_pre_ping=True)
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    cleanup.callback(_drop_schema, admin, schema)
+    if keep:
+        print(f"the ledger is schema {schema}, kept: DROP SCHEMA {schema} CASCADE", flush=True)
+    else:
+        cleanup.callback(_drop_schema, admin, schema)
     url = f"{postgres}?options=-csearch_path%3D{schema}"
     env["MAILUP_JOBS_DATABASE_URL"] = url
     return url
@@ -318,6 +334,19 @@ def _drop_schema(admin: sqlalchemy.Engine, schema: str) -> None:
     else:
         print(f"could not drop schema {schema}: drop it by hand", flush=True)
     admin.dispose()
+
+
+def _refuse_shared_redis(url: str) -> None:
+    """Stop if another process uses the Redis database: its workers would take this run's
+    messages (dropping them: their ledger has no such job) and its flushes empty the queue."""
+    client = redis.Redis.from_url(url)
+    me, db = client.client_id(), client.connection_pool.connection_kwargs.get("db", 0)
+    others = [c for c in client.client_list() if int(c["db"]) == db and int(c["id"]) != me]
+    client.close()
+    if others:
+        raise SystemExit(
+            f"{len(others)} other connection(s) use {url}: give --redis a database of its own"
+        )
 
 
 def _flush(url: str) -> None:
@@ -370,21 +399,24 @@ class Event:
 
 
 def _chaos(system: System, guard: _ServiceGuard) -> None:
-    """Each event once the sandbox has delivered its share of the jobs, or until the deadline."""
+    """Each event once the sandbox has delivered its share of the jobs and the last event is
+    MIN_GAP old (a restarted worker has taken work again); until every job is final."""
     args, rng = system.args, system.rng
     events = [Event(rng.uniform(*KILL_WINDOW), system.kill_worker) for _ in range(args.kills)]
     if not args.no_restarts:
         events.append(Event(REDIS_RESTART_AT, lambda: guard.restart_redis(system)))
         events.append(Event(POSTGRES_RESTART_AT, lambda: guard.restart_postgres(system)))
-    deadline = system.started + args.timeout
-    for event in sorted(events, key=lambda e: e.at):
-        while _delivered(args.port) < event.at * args.jobs:
-            if time.monotonic() > deadline:
-                system.say("deadline reached before every kill and restart was done")
+    deadline, calm_until = system.started + args.timeout, 0.0
+    for n, event in enumerate(sorted(events, key=lambda e: e.at)):
+        while time.monotonic() < calm_until or _delivered(args.port) < event.at * args.jobs:
+            statuses = _statuses(system.ledger_url)
+            if time.monotonic() > deadline or (statuses and not set(statuses) - set(FINAL)):
+                system.say(f"the run ended before {len(events) - n} kill(s) or restart(s)")
                 return
             system.watch()
             time.sleep(0.2)
         event.act()
+        calm_until = time.monotonic() + MIN_GAP
 
 
 class _ServiceGuard:
@@ -482,6 +514,21 @@ class LedgerJob:
     status: str
     code: str | None
     delivery_id: int | None  # the DeliveryId the ledger recorded
+    attempts: int
+    run_after: datetime
+    published_at: datetime | None
+    publish_count: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.status}, code {self.code or '-'}, {self.attempts} attempt(s), "
+            f"DeliveryId {self.delivery_id or '-'}, due {_clock(self.run_after)}, published "
+            f"{self.publish_count} time(s), last at {_clock(self.published_at)} (UTC)"
+        )
+
+
+def _clock(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment:%H:%M:%S.%f}"[:-3]
 
 
 def _ledger_jobs(url: str) -> dict[str, LedgerJob]:
@@ -489,10 +536,29 @@ def _ledger_jobs(url: str) -> dict[str, LedgerJob]:
     from worker.ledger.models import Job, SmsDelivery
 
     query = sqlalchemy.select(
-        Job.id, Job.status, Job.last_error_code, SmsDelivery.delivery_id
+        Job.id,
+        Job.status,
+        Job.last_error_code,
+        SmsDelivery.delivery_id,
+        Job.attempts,
+        Job.run_after,
+        Job.published_at,
+        Job.publish_count,
     ).outerjoin(SmsDelivery, SmsDelivery.job_id == Job.id)
     with connection(url) as db:
-        return {row[0]: LedgerJob(row[1], row[2], row[3]) for row in db.execute(query)}
+        rows = db.execute(query).all()
+    return {
+        row.id: LedgerJob(
+            row.status,
+            row.last_error_code,
+            row.delivery_id,
+            row.attempts,
+            row.run_after,
+            row.published_at,
+            row.publish_count,
+        )
+        for row in rows
+    }
 
 
 def _attempt_outcomes(url: str) -> Counter[str]:
@@ -501,7 +567,7 @@ def _attempt_outcomes(url: str) -> Counter[str]:
 
     query = sqlalchemy.select(Attempt.outcome, sqlalchemy.func.count()).group_by(Attempt.outcome)
     with connection(url) as db:
-        return Counter({outcome: count for outcome, count in db.execute(query).tuples()})
+        return Counter({str(outcome): int(count) for outcome, count in db.execute(query).all()})
 
 
 def _report(system: System, jobs: dict[str, str], statuses: Counter[str], elapsed: float) -> bool:
@@ -537,7 +603,7 @@ def _report(system: System, jobs: dict[str, str], statuses: Counter[str], elapse
         + ", ".join(f"{n}×: {count}" for n, count in sorted(times.items()))
     )
     problems = {
-        "lost (not final)": lost,
+        "lost (not final at the deadline)": lost,
         "sent twice or more": twice,
         "succeeded without a delivery": undelivered,
         "succeeded with a DeliveryId MailUp never gave": unknown_id,
@@ -581,7 +647,7 @@ def _explain(
     """The first few jobs of a problem: the ledger's view, MailUp's, and their log lines."""
     for job_id in found[:5]:
         number = jobs[job_id]
-        print(f"\n-- {what}: job {job_id} to {number}: {ledger[job_id]}")
+        print(f"\n-- {what}: job {job_id} to {number}: {ledger[job_id].describe()}")
         for d in deliveries:
             if d["recipient"] == number:
                 seen = f"seq {d['seq']} at {d['time']:.3f}, DeliveryId {d['delivery_id']}"

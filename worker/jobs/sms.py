@@ -88,9 +88,8 @@ def execute(context: JobContext, payload: SendSms) -> Result:
         is_unicode=payload.is_unicode,
         sender=payload.sender,
     )
-    context.calling()
     try:
-        sent = client.send(message)
+        sent = client.send(message, leaving=context.calling)
     except PermanentError as exc:
         if exc.condition == Condition.LIST_SECRET_INVALID:
             _retry_if_rotated(context, client, payload.list_id, list_guid, secret, exc)

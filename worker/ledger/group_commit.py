@@ -60,12 +60,15 @@ class Group(Generic[In, Out]):
         mine: _Call[In, Out] = _Call(asked)
         with self._turn:
             self._waiting.append(mine)
-            while self._serving >= self._lanes and not mine.done:
+            # Wait while our call is in a group being served, or every lane is busy.
+            while not mine.done and (mine.taken or self._serving >= self._lanes):
                 self._turn.wait()
             group: list[_Call[In, Out]] = []
             if not mine.done:
                 self._serving += 1  # our turn: serve everyone waiting
                 group, self._waiting = self._waiting, []
+                for call in group:
+                    call.taken = True
         if group:
             try:
                 answers = self._serve([call.asked for call in group])
@@ -85,6 +88,7 @@ class Group(Generic[In, Out]):
 @dataclass(eq=False)
 class _Call(Generic[In, Out]):
     asked: In
+    taken: bool = False  # in a group being served
     done: bool = False
     answer: Out | BaseException | None = None
 

@@ -105,8 +105,16 @@ class SmsClient:
         self._send_throttle = send_throttle
         self._api_throttle = api_throttle
 
-    def send(self, message: SmsMessage) -> SmsSent:
-        """POST sms/{account}/{list}. Not idempotent: a lost answer is ambiguous."""
+    def send(self, message: SmsMessage, *, leaving: Throttle = no_throttle) -> SmsSent:
+        """POST sms/{account}/{list}. Not idempotent: a lost answer is ambiguous.
+
+        ``leaving`` runs once the call's slot under MailUp's limit has come, right before the
+        request leaves (a worker killed while the call waits for its slot sent nothing)."""
+
+        def throttle() -> None:
+            self._send_throttle()
+            leaving()
+
         reply = call(
             "POST",
             f"{self._base}/sms/{self._account_id}/{message.list_id}",
@@ -114,7 +122,7 @@ class SmsClient:
             operation="send SMS",
             timeouts=self._timeouts,
             idempotent=False,
-            throttle=self._send_throttle,
+            throttle=throttle,
             success_codes=SMS_SENT_CODES,
             json=message.body(),
         )
