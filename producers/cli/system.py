@@ -148,7 +148,11 @@ def sandbox(host: str, port: int, seed: int, verbose: bool) -> None:
     """Serve the local MailUp emulator."""
     from sandbox.server import serve
 
-    serve(host, port, seed=seed, verbose=verbose)
+    try:
+        serve(host, port, seed=seed, verbose=verbose)
+    except OSError as exc:  # the port is taken, or the host is not this machine's
+        click.echo(f"mailup-jobs sandbox: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        sys.exit(1)
 
 
 @click.command("generate-key")
