@@ -43,7 +43,7 @@ from worker.engine.kind import (
 from worker.jobs import smtp_status
 from worker.ledger.crypto import recipient_hasher
 from worker.ledger.db import connection
-from worker.ledger.models import EmailRecipient, Job, JobPart, JobStatus, utcnow
+from worker.ledger.models import EmailRecipient, Job, JobPart, JobStatus, table, utcnow
 from worker.ledger.store import Statement
 from worker.mailup import transactional as mailup
 from worker.mailup.errors import Api, Condition, MailUpError
@@ -169,8 +169,8 @@ PartBytes = dict[str, list[bytes]]
 _ROLES = {"attachment": "attachments", "embedded": "embedded_images"}
 
 
-_INSERT_RECIPIENT = insert(EmailRecipient)
-_INSERT_PART = insert(JobPart)
+_INSERT_RECIPIENT = insert(table(EmailRecipient))
+_INSERT_PART = insert(table(JobPart))
 
 
 def stage(job_id: str, payload: Email, parts: PartBytes | None) -> list[Statement]:

@@ -28,6 +28,7 @@ from worker.ledger.models import (
     ImportReject,
     Job,
     RecipientImport,
+    table,
     utcnow,
 )
 from worker.ledger.store import Statement
@@ -99,7 +100,7 @@ def chunk(recipients: list[dict[str, Any]]) -> Chunk:
     return Chunk(len(recipients), json.dumps(recipients, separators=(",", ":")).encode())
 
 
-_INSERT_CHUNK = insert(ImportChunk)
+_INSERT_CHUNK = insert(table(ImportChunk))
 
 
 def stage(job_id: str, payload: ImportChunkJob, staged: Chunk) -> list[Statement]:

@@ -26,7 +26,7 @@ from worker.jobs.email import HeaderText, Part
 from worker.jobs.fields import ListId
 from worker.ledger import store
 from worker.ledger.db import connection
-from worker.ledger.models import EmailMessage, JobPart, utcnow
+from worker.ledger.models import EmailMessage, JobPart, table, utcnow
 from worker.ledger.store import Statement
 from worker.mailup.errors import AmbiguousError, MailUpError, PermanentError, TransientError
 from worker.mailup.messages import (
@@ -152,7 +152,7 @@ def _parts(payload: CreateMessage | AddAttachment) -> list[Part]:
     return payload.attachments if isinstance(payload, CreateMessage) else [payload.attachment]
 
 
-_INSERT_PART = insert(JobPart)
+_INSERT_PART = insert(table(JobPart))
 
 
 def stage(job_id: str, payload: CreateMessage | AddAttachment, contents: Any) -> list[Statement]:

@@ -31,7 +31,7 @@ from worker.engine.kind import (
 from worker.jobs import list_credentials, list_secret
 from worker.jobs.fields import ListId, PhoneNumber, SmsSender
 from worker.ledger.crypto import recipient_hasher
-from worker.ledger.models import Job, JobRecipient, JobStatus, SmsDelivery, utcnow
+from worker.ledger.models import Job, JobRecipient, JobStatus, SmsDelivery, table, utcnow
 from worker.ledger.store import Statement
 from worker.mailup.errors import Api, Condition, PermanentError, TransientError
 from worker.mailup.sms import SMS_MAX_CHARS, SmsClient, SmsMessage, merged_text
@@ -167,7 +167,7 @@ def describe(session: Session, job: Job) -> dict[str, Any]:
     }
 
 
-_INSERT_RECIPIENT = insert(JobRecipient)
+_INSERT_RECIPIENT = insert(table(JobRecipient))
 
 
 def stage(job_id: str, payload: SendSms, _extras: None) -> list[Statement]:

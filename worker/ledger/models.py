@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     TypeDecorator,
 )
@@ -63,6 +64,14 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
+
+
+def table(model: type[Base]) -> Table:
+    """The model's table: statements on it are plain Core (an insert of many rows is one
+    executemany, without the ORM's bulk machinery)."""
+    found = model.__table__
+    assert isinstance(found, Table)
+    return found
 
 
 class JobStatus(enum.StrEnum):

@@ -33,6 +33,7 @@ from worker.ledger.models import (
     Job,
     JobStatus,
     LedgerMeta,
+    table,
     utcnow,
 )
 
@@ -82,7 +83,7 @@ class NewJob:
     id: str | None = None
 
 
-_INSERT_JOB = insert(Job)
+_INSERT_JOB = insert(table(Job))
 
 
 def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
