@@ -92,6 +92,24 @@ def test_lost_messages_are_republished_at_growing_intervals(env: Env) -> None:
     assert [p[0] for p in recorder.published] == [job_id, job_id]
 
 
+def test_a_retried_job_whose_message_is_lost_waits_no_longer_than_a_new_one(env: Env) -> None:
+    # Given a job retried three times, its retry's message then lost with a worker
+    env.set(MAILUP_JOBS_REPUBLISH_AFTER=60)
+    job_id = _job()
+    settings = get_settings()
+    for _ in range(3):
+        with transaction(settings.ledger_url) as session:
+            claim = store.claim(session, job_id, worker="w/1", lease_seconds=60)
+            assert claim is not None
+            session.execute(*store.settling(claim, status=JobStatus.RETRYING, run_after=utcnow()))
+
+    # Then the sweeper republishes it once the usual wait has passed, not eight times that
+    _age_publication(job_id, 61)
+    recorder = Recorder()
+    assert sweeper.sweep(settings, recorder).republished == 1
+    assert [p[0] for p in recorder.published] == [job_id]
+
+
 def test_a_late_answer_settles_a_job_the_sweeper_put_in_doubt(env: Env) -> None:
     # Given a worker slower than its lease: the sweeper marks its job in_doubt mid-call
     job_id = _job()

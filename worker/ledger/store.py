@@ -273,6 +273,7 @@ def release(
             attempts=Job.attempts - 1,
             run_after=run_after,
             published_at=utcnow() if publish else None,
+            publish_count=1 if publish else 0,  # a new first copy, as for a retry
             worker=None,
             lease_expires_at=None,
             last_error_code="waiting" if reason else None,
@@ -349,7 +350,9 @@ def _settle_statement(status: JobStatus, with_outcome: bool, publish: bool) -> U
         values["run_after"] = bindparam("p_run_after")
         # None hands publishing to the sweeper (a delay too long for a broker countdown).
         values["published_at"] = bindparam("p_now") if publish else None
-        values["publish_count"] = Job.publish_count + (1 if publish else 0)
+        # The retry's message is a new first copy: the sweeper's doubling of its patience
+        # counts only its own re-publications of a message lost since.
+        values["publish_count"] = 1 if publish else 0
     elif status != JobStatus.IN_DOUBT:
         values["finished_at"] = bindparam("p_now")
     return (
