@@ -10,9 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import insert, select
 
+from producers import send_sms
+from tests.conftest import Env
+from tests.helpers import statuses
+from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.group_commit import Group, GroupCommit
-from worker.ledger.models import LedgerMeta
+from worker.ledger.models import AttemptOutcome, JobStatus, LedgerMeta, utcnow
+from worker.settings import get_settings
 
 
 def test_every_caller_gets_its_own_answer_after_it_is_served() -> None:
@@ -75,3 +80,38 @@ def test_writes_are_committed_together_and_a_bad_one_fails_alone(
     assert outcomes.count("ok") == 97  # the first "dup" and the 96 others
     assert outcomes.count("IntegrityError") == 3
     assert {f"key{n}" for n in range(100) if n % 25} | {"dup"} <= keys
+
+
+@pytest.mark.parametrize(
+    "status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRYING, JobStatus.IN_DOUBT]
+)
+def test_the_runs_of_many_jobs_are_written_as_one_group(env: Env, status: JobStatus) -> None:
+    # Given three claimed jobs whose calls were opened together
+    settings = get_settings()
+    ids = [send_sms(list_id=1, recipient=f"+39335000000{n}", content="hi") for n in range(3)]
+    with connection(settings.ledger_url) as db:
+        claims = store.claim_many(db, ids, worker="w/1", lease_seconds=60)
+        store.execute_merged(db, [store.opening(claim, worker="w/1") for claim in claims])
+
+    # When their outcomes are written in one transaction, each statement as one executemany
+    with connection(settings.ledger_url) as db:
+        store.execute_merged(
+            db,
+            [
+                statement
+                for claim in claims
+                for statement in (
+                    store.closing(
+                        claim,
+                        opened=True,
+                        worker="w/1",
+                        outcome=AttemptOutcome.SUCCEEDED,
+                        started_at=utcnow(),
+                    ),
+                    store.settling(claim, status=status, error="e"),
+                )
+            ],
+        )
+
+    # Then every job moved (not one write per job after a failed group)
+    assert statuses(ids) == dict.fromkeys(ids, status)

@@ -360,7 +360,9 @@ def _settle_statement(status: JobStatus, with_outcome: bool, publish: bool) -> U
         .where(
             Job.id == bindparam("p_id"),
             Job.attempts == bindparam("p_number"),
-            Job.status.in_((JobStatus.RUNNING, JobStatus.IN_DOUBT)),
+            # Not IN (…): an expanding parameter cannot be run as an executemany, and
+            # outcomes of many runs are written as one (group commit).
+            or_(Job.status == JobStatus.RUNNING, Job.status == JobStatus.IN_DOUBT),
         )
         .values(**values)
     )
