@@ -1,7 +1,7 @@
 """Throughput of SMS jobs through Redis + PostgreSQL + the sandbox, against a baseline
 measured in the same run: a bare Celery task making the same HTTP call, with no ledger.
 
-    python -m bench.throughput [--jobs 2000] [--concurrency 32] [--latency-ms 0 50]
+    python -m bench.throughput [--jobs 2000] [--concurrency 64] [--latency-ms 0 50]
 
 Each measure pre-loads the queue with the worker stopped, then starts it; throughput is
 counted from the first SMS MailUp received to the last job finished, so start-up and
@@ -38,7 +38,7 @@ from bench.harness import PARTS, PORT, SANDBOX, CpuMeter, RssWatcher, get, wait
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=32, help="Threads per worker.")
+    parser.add_argument("--concurrency", type=int, default=64, help="Threads per worker.")
     parser.add_argument(
         "--latency-ms", type=int, nargs="+", default=[0, 50], help="The sandbox's answer times."
     )

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import redis
 
-from worker.engine.ratelimit import RateLimiter, RedisRateLimiter, SqlRateLimiter
+from worker.engine.ratelimit import Lead, RateLimiter, RedisRateLimiter, SqlRateLimiter, pace
 
 
 @pytest.fixture(params=["redis", "sqlite", "postgres"])
@@ -87,3 +87,36 @@ def test_reserved_slots_are_spaced_and_none_is_lost(limiter: RateLimiter) -> Non
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) > 0.05
     assert slots[-1] - started == pytest.approx(19 * 0.1, abs=0.25)
+
+
+def test_a_call_is_recorded_as_its_slot_comes_not_while_it_waits(limiter: RateLimiter) -> None:
+    # Given a key whose next slot is half a second away (2 calls a second, one just made)
+    key = f"acct:{uuid.uuid4().hex}"
+    pace(limiter, key, 2)
+    began = time.monotonic()
+    recorded: list[float] = []
+
+    # When a call paces with something to do before it leaves (that took 100 ms last time)
+    lead = Lead()
+    lead.took(0.1)
+    pace(limiter, key, 2, ready=lambda: recorded.append(time.monotonic()), lead=lead)
+    left = time.monotonic()
+
+    # Then that ran once, that long before the slot: a worker killed during the wait
+    # recorded nothing, and the call still left on time
+    assert len(recorded) == 1
+    assert left - began > 0.45
+    assert recorded[0] - began > 0.25
+    assert 0.1 <= left - recorded[0] <= 0.2
+
+
+def test_the_lead_follows_the_slowest_recent_ready() -> None:
+    lead = Lead()
+    assert lead.seconds == Lead.SHORTEST
+    lead.took(0.08)
+    assert lead.seconds == pytest.approx(0.12)  # a slow one widens it at once
+    for _ in range(20):
+        lead.took(0.001)
+    assert Lead.SHORTEST < lead.seconds < 0.1  # quick ones narrow it slowly
+    lead.took(60)
+    assert lead.seconds == Lead.LONGEST

@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     # A MailUp call is a wait: each worker process runs this many jobs at once, on threads
     # ("threads"), or in as many forked processes ("prefork", for kinds that burn CPU).
     worker_pool: Literal["threads", "prefork"] = Field(default="threads", alias="MAILUP_JOBS_POOL")
-    worker_concurrency: int = Field(default=32, ge=1, alias="MAILUP_JOBS_CONCURRENCY")
+    worker_concurrency: int = Field(default=64, ge=1, alias="MAILUP_JOBS_CONCURRENCY")
     # Messages each worker process reserves ahead; with acks_late a crash returns them.
     worker_prefetch: int = Field(default=1, ge=1, alias="MAILUP_JOBS_PREFETCH")
     log_level: str = Field(default="INFO", alias="MAILUP_JOBS_LOG_LEVEL")

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from sqlalchemy import select
 
-from worker.engine.ratelimit import RateLimiter, limiter_for, pace
+from worker.engine.ratelimit import Lead, RateLimiter, limiter_for, pace
 from worker.engine.tokens import AccessTokens, access_tokens
 from worker.errors import ConfigurationError
 from worker.ledger.crypto import secret_box
@@ -20,7 +20,7 @@ from worker.mailup.console import ConsoleClient
 from worker.mailup.errors import Condition, MailUpError
 from worker.mailup.http import Throttle, Timeouts
 from worker.mailup.oauth import OAuthClient
-from worker.mailup.sms import SmsClient
+from worker.mailup.sms import SendPace, SmsClient
 from worker.mailup.transactional import SmtpUser, TransactionalClient
 from worker.settings import DEFAULT_ACCOUNT, Settings
 
@@ -68,9 +68,23 @@ def limiter(settings: Settings) -> RateLimiter:
 def throttle(settings: Settings, account: str, api: str) -> Throttle:
     """Wait for the account's next slot under MailUp's per-second limit of ``api``
     ("sms": transactional SMS sends; "console": every other method)."""
-    per_second = settings.sms_per_second if api == "sms" else settings.console_per_second
-    shared, key = limiter(settings), f"{account}:{api}-api"
+    shared, key, per_second = _slots(settings, account, api)
     return lambda: pace(shared, key, per_second)
+
+
+# How long before their slots this process's SMS sends record their calls (ratelimit.Lead).
+_LEAD = Lead()
+
+
+def send_pace(settings: Settings, account: str) -> SendPace:
+    """``throttle`` for SMS sends, running ``ready`` (recording the call) just before the slot."""
+    shared, key, per_second = _slots(settings, account, "sms")
+    return lambda ready: pace(shared, key, per_second, ready, _LEAD)
+
+
+def _slots(settings: Settings, account: str, api: str) -> tuple[RateLimiter, str, float]:
+    per_second = settings.sms_per_second if api == "sms" else settings.console_per_second
+    return limiter(settings), f"{account}:{api}-api", per_second
 
 
 def oauth_client(settings: Settings, account: str) -> OAuthClient:
@@ -110,7 +124,7 @@ def sms_client(settings: Settings, account: str) -> SmsClient:
         username=config.username,
         password=password,
         timeouts=_timeouts(settings),
-        send_throttle=throttle(settings, account, "sms"),
+        send_pace=send_pace(settings, account),
         api_throttle=throttle(settings, account, "console"),
     )
 

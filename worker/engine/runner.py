@@ -11,7 +11,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -135,7 +135,7 @@ def _run_claimed(
         log.exception("job %s: unexpected error", job_id)
         status = JobStatus.IN_DOUBT if context.called else JobStatus.FAILED
         return _finish(context, started, status, code="internal", error=type(exc).__name__)
-    return _succeeded(context, result, started, lift=_channel_kinds(kinds, kind))
+    return _succeeded(context, result, started, lambda: _channel_kinds(kinds, kind))
 
 
 def _channel_kinds(kinds: Mapping[str, JobKind], kind: JobKind) -> list[str]:
@@ -188,8 +188,11 @@ def _countdown(run_after: datetime) -> float | None:
     return max(delay, 0) if delay <= MAX_COUNTDOWN else None
 
 
-def _succeeded(context: JobContext, result: Result, started: datetime, lift: list[str]) -> str:
-    """Record the success; a probe's success also ends its pause and wakes ``lift`` kinds."""
+def _succeeded(
+    context: JobContext, result: Result, started: datetime, lift: Callable[[], list[str]]
+) -> str:
+    """Record the success; a probe's success also ends its pause and wakes the ``lift()``
+    kinds (asked only then: it looks at every kind)."""
 
     closing = store.closing(
         context.claim,
@@ -212,7 +215,7 @@ def _succeeded(context: JobContext, result: Result, started: datetime, lift: lis
     _log_outcome(context, started, JobStatus.SUCCEEDED)
     if context.probe:
         # The probe went through: the account can send again.
-        pauses.lift(context.settings, context.claim.account, context.probe, lift, narrower=False)
+        pauses.lift(context.settings, context.claim.account, context.probe, lift(), narrower=False)
     return JobStatus.SUCCEEDED
 
 

@@ -97,7 +97,7 @@ HandOver = Callable[[list[tuple[str, int]]], list[str]]
 # Publishes a batch of job ids of one priority in one message: taken or not.
 PublishBatch = Callable[[list[str], int], bool]
 # Jobs of one bulk submission per broker message (a worker thread runs them one after
-# another; with 32 threads on such batches one of them is free every batch / 32).
+# another; with 64 threads on such batches one of them is free every batch / 64).
 BATCH_SIZE = 50
 
 

@@ -45,24 +45,28 @@ LANES = 4
 class Group(Generic[In, Out]):
     """Calls from many threads served together: a thread that finds a lane free runs
     ``serve`` on every call waiting (one answer, or the exception, per call); the others wait
-    for a lane, or for a thread in one to serve them."""
+    for a lane, or for a thread in one to serve them.
+
+    Each caller sleeps on a condition of its own, woken only when its answer is in or when
+    a lane it may take frees: one shared condition would wake all 64 threads of a worker at
+    every group's end, to find most of them still waiting."""
 
     def __init__(
         self, serve: Callable[[list[In]], list[Out | BaseException]], *, lanes: int = LANES
     ) -> None:
         self._serve = serve
-        self._turn = threading.Condition()
+        self._lock = threading.Lock()
         self._waiting: list[_Call[In, Out]] = []
         self._lanes = lanes
         self._serving = 0
 
     def __call__(self, asked: In) -> Out:
-        mine: _Call[In, Out] = _Call(asked)
-        with self._turn:
+        mine: _Call[In, Out] = _Call(asked, threading.Condition(self._lock))
+        with self._lock:
             self._waiting.append(mine)
             # Wait while our call is in a group being served, or every lane is busy.
             while not mine.done and (mine.taken or self._serving >= self._lanes):
-                self._turn.wait()
+                mine.wake.wait()
             group: list[_Call[In, Out]] = []
             if not mine.done:
                 self._serving += 1  # our turn: serve everyone waiting
@@ -75,11 +79,13 @@ class Group(Generic[In, Out]):
             except BaseException as exc:  # every caller of the group hears of it
                 answers = [exc] * len(group)
             finally:
-                with self._turn:
+                with self._lock:
                     for call, answer in zip(group, answers, strict=True):
                         call.answer, call.done = answer, True
+                        call.wake.notify()
                     self._serving -= 1
-                    self._turn.notify_all()
+                    if self._waiting:  # the lane is free: the first waiting serves them all
+                        self._waiting[0].wake.notify()
         if isinstance(mine.answer, BaseException):
             raise mine.answer
         return mine.answer  # type: ignore[return-value]
@@ -88,6 +94,7 @@ class Group(Generic[In, Out]):
 @dataclass(eq=False)
 class _Call(Generic[In, Out]):
     asked: In
+    wake: threading.Condition  # on the group's lock
     taken: bool = False  # in a group being served
     done: bool = False
     answer: Out | BaseException | None = None

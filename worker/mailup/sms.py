@@ -7,6 +7,7 @@ calls against the account's 5 per second for every other method (LIMITS.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,15 @@ class SmsSent:
         return self.code == SMS_SENT_WITHOUT_STATISTICS
 
 
+# Waits for an SMS send's slot under MailUp's limit, running ``ready`` (what must be done
+# before the request leaves) as the slot comes.
+SendPace = Callable[[Throttle], None]
+
+
+def no_pace(ready: Throttle) -> None:
+    ready()
+
+
 class SmsClient:
     def __init__(
         self,
@@ -95,25 +105,24 @@ class SmsClient:
         username: str,
         password: str,
         timeouts: Timeouts,
-        send_throttle: Throttle = no_throttle,
+        send_pace: SendPace = no_pace,
         api_throttle: Throttle = no_throttle,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._account_id = account_id
         self._auth = HTTPBasicAuth(username, password)
         self._timeouts = timeouts
-        self._send_throttle = send_throttle
+        self._send_pace = send_pace
         self._api_throttle = api_throttle
 
     def send(self, message: SmsMessage, *, leaving: Throttle = no_throttle) -> SmsSent:
         """POST sms/{account}/{list}. Not idempotent: a lost answer is ambiguous.
 
-        ``leaving`` runs once the call's slot under MailUp's limit has come, right before the
-        request leaves (a worker killed while the call waits for its slot sent nothing)."""
+        ``leaving`` runs as the call's slot under MailUp's limit comes, before the request
+        leaves (a worker killed while the call waits for its slot sent nothing)."""
 
         def throttle() -> None:
-            self._send_throttle()
-            leaving()
+            self._send_pace(leaving)
 
         reply = call(
             "POST",
