@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -88,9 +91,58 @@ def get(path: str) -> Any:
         return None
 
 
-def wait(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
+def wait(
+    predicate: Callable[[], bool], what: str, timeout: float = 30, every: float = 0.25
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.25)
+        time.sleep(every)
+
+
+def accounts(count: int, ledger_url: str) -> list[dict[str, Any]]:
+    """The default account and ``count - 1`` more sandbox accounts, each with a list whose
+    keys the ledger at ``ledger_url`` (migrated here) knows: one send_sms item template per
+    account. Sets the environment the workers started next inherit."""
+    added = [
+        requests.post(
+            f"{SANDBOX}/_sandbox/accounts", json={"account_id": 5000 + n}, timeout=5
+        ).json()
+        for n in range(1, count)
+    ]
+    os.environ.update(
+        MAILUP_JOBS_DATABASE_URL=ledger_url,
+        MAILUP_JOBS_DATA_DIR=f"/tmp/mailup-jobs-bench-{uuid.uuid4().hex[:8]}",
+        MAILUP_JOBS_ACCOUNTS=json.dumps(
+            {
+                f"a{a['id']}": {
+                    "username": a["username"],
+                    "password": a["password"],
+                    "account_id": a["id"],
+                }
+                for a in added
+            }
+        ),
+    )
+    from worker.jobs import list_credentials
+    from worker.ledger.db import connection
+    from worker.ledger.migrate import upgrade
+    from worker.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    upgrade(settings.ledger_url)
+    secret = requests.post(
+        f"{SANDBOX}/sms/api/v2.0/lists/1/listsecret",
+        auth=("m1234", "sandbox-password"),
+        json={"ListGUID": "00000000-0000-4000-8000-000000000001"},
+        timeout=5,
+    ).json()["Data"]["ListSecret"]
+    keys = [("default", 1, "00000000-0000-4000-8000-000000000001", secret)]
+    keys += [(f"a{a['id']}", a["list_id"], a["list_guid"], a["list_secret"]) for a in added]
+    with connection(settings.ledger_url) as db:
+        for account, list_id, guid, list_secret in keys:
+            found = list_credentials.ListKeys(guid, list_secret)
+            list_credentials.save(db, settings, account, list_id, found)
+    return [{"account": account, "list_id": list_id} for account, list_id, _, _ in keys]

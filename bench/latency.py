@@ -14,20 +14,18 @@ the deliveries. The sandbox enforces the caps as MailUp does (429 past them): th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from typing import Any
 
 import redis
 import requests
 import sqlalchemy
 from cryptography.fernet import Fernet
 
-from bench.harness import PORT, SANDBOX, RssWatcher, get, wait
+from bench.harness import PORT, SANDBOX, RssWatcher, accounts, get, wait
 
 CAP = 30  # MailUp's SMS calls per second per account (LIMITS.md)
 
@@ -108,7 +106,7 @@ def _system(args: argparse.Namespace, latency_ms: int) -> tuple[float, int]:
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     try:
-        items = _accounts(args, f"{args.postgres}?options=-csearch_path%3D{schema}")
+        items = accounts(args.accounts, f"{args.postgres}?options=-csearch_path%3D{schema}")
         from producers.bulk import send_sms_many
 
         count = _jobs(args)
@@ -124,52 +122,6 @@ def _system(args: argparse.Namespace, latency_ms: int) -> tuple[float, int]:
     limited = int(get("/_sandbox/stats").get("limited", 0))
     print(f"mailup-jobs: {rate:.1f} SMS/s, {limited} answered 429, peak RSS {peak:.0f} MB")
     return rate, limited
-
-
-def _accounts(args: argparse.Namespace, ledger_url: str) -> list[dict[str, Any]]:
-    """The default account and ``--accounts - 1`` more, each with a list whose keys the
-    ledger knows: one send_sms item template per account."""
-    added = [
-        requests.post(
-            f"{SANDBOX}/_sandbox/accounts", json={"account_id": 5000 + n}, timeout=5
-        ).json()
-        for n in range(1, args.accounts)
-    ]
-    os.environ.update(
-        MAILUP_JOBS_DATABASE_URL=ledger_url,
-        MAILUP_JOBS_DATA_DIR=f"/tmp/mailup-jobs-bench-{uuid.uuid4().hex[:8]}",
-        MAILUP_JOBS_ACCOUNTS=json.dumps(
-            {
-                f"a{a['id']}": {
-                    "username": a["username"],
-                    "password": a["password"],
-                    "account_id": a["id"],
-                }
-                for a in added
-            }
-        ),
-    )
-    from worker.jobs import list_credentials
-    from worker.ledger.db import connection
-    from worker.ledger.migrate import upgrade
-    from worker.settings import get_settings
-
-    get_settings.cache_clear()
-    settings = get_settings()
-    upgrade(settings.ledger_url)
-    secret = requests.post(
-        f"{SANDBOX}/sms/api/v2.0/lists/1/listsecret",
-        auth=("m1234", "sandbox-password"),
-        json={"ListGUID": "00000000-0000-4000-8000-000000000001"},
-        timeout=5,
-    ).json()["Data"]["ListSecret"]
-    keys = [("default", 1, "00000000-0000-4000-8000-000000000001", secret)]
-    keys += [(f"a{a['id']}", a["list_id"], a["list_guid"], a["list_secret"]) for a in added]
-    with connection(settings.ledger_url) as db:
-        for account, list_id, guid, list_secret in keys:
-            found = list_credentials.ListKeys(guid, list_secret)
-            list_credentials.save(db, settings, account, list_id, found)
-    return [{"account": account, "list_id": list_id} for account, list_id, _, _ in keys]
 
 
 def _jobs(args: argparse.Namespace) -> int:
