@@ -17,7 +17,10 @@ from producers import InvalidJob, send_sms
 from producers.bulk import enqueue_many, send_email_many, send_sms_many
 from sandbox.server import Sandbox
 from tests.conftest import Env, Process, wait_for
-from tests.helpers import job, job_count, statuses
+from tests.helpers import Recorder, job, job_count, statuses
+from worker.engine import clients, runner
+from worker.jobs.registry import KINDS
+from worker.settings import get_settings
 
 SMS = {"list_id": 1, "content": "hello"}
 
@@ -165,3 +168,72 @@ def test_a_bad_row_names_its_line_and_nothing_is_queued(env: Env, tmp_path: Path
     assert done.stderr.startswith(f"{tmp_path / 'people.csv'}:3: invalid to: ")
     assert len(done.stderr.strip().splitlines()) == 1
     assert job_count() == 0
+
+
+@pytest.mark.parametrize("broker_takes_them", [True, False])
+def test_a_batch_hands_back_its_rest_after_its_turn(
+    env: Env, sandbox: Sandbox, list_secret: str, broker_takes_them: bool
+) -> None:
+    # Given a batch of six bulk SMS, MailUp answering in 200 ms, and a turn of 0.3 s
+    sandbox.set_faults(latency_ms=200)
+    ids = send_sms_many(_sms(6))
+    handed: list[tuple[list[str], int]] = []
+
+    def hand_back(rest: list[str], priority: int) -> bool:
+        handed.append((rest, priority))
+        return broker_takes_them
+
+    # When one thread runs it
+    settings = get_settings()
+    ended = runner.run_batch(
+        ids,
+        settings=settings,
+        kinds=KINDS,
+        limiter=clients.limiter(settings),
+        publish=Recorder(),
+        hand_back=hand_back,
+        turn=0.3,
+    )
+
+    # Then the jobs not started once the turn was over were handed back, at the batch's
+    # priority, once
+    assert len(handed) == 1
+    rest, priority = handed[0]
+    started = ids[: len(ids) - len(rest)]
+    assert rest == ids[len(started) :] and priority == 8
+    assert 1 <= len(started) <= 3  # 0.3 s of 200 ms calls
+    if broker_takes_them:
+        # still queued for the next thread: this one is free for more urgent work
+        assert [ended[i] for i in ids] == ["succeeded"] * len(started) + [None] * len(rest)
+        assert statuses(rest) == dict.fromkeys(rest, "queued")
+        assert len(sandbox.deliveries()) == len(started)
+    else:
+        # the broker being away, the thread ran them all
+        assert statuses(ids) == dict.fromkeys(ids, "succeeded")
+        assert len(sandbox.deliveries()) == 6
+
+
+def test_each_message_holds_one_account_and_the_accounts_take_turns(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 120 SMS for account "default" and 60 for "other", interleaved
+    env.set(MAILUP_JOBS_ACCOUNTS='{"other": {"username": "u", "password": "p", "account_id": 7}}')
+    published: list[tuple[list[str], int]] = []
+
+    def publish_batch(ids: list[str], priority: int) -> bool:
+        published.append((ids, priority))
+        return True
+
+    monkeypatch.setattr("producers.bulk.publish_batch", publish_batch)
+    items = [
+        {**item, "account": "other"} if n % 3 == 2 else item for n, item in enumerate(_sms(180))
+    ]
+
+    ids = send_sms_many(items)
+
+    # Then each message is one account's, the accounts alternating while both have some
+    accounts = [{job(i)["account"] for i in batch} for batch, _ in published]
+    assert accounts == [{"default"}, {"other"}, {"default"}, {"other"}, {"default"}]
+    assert [len(batch) for batch, _ in published] == [50, 50, 50, 10, 20]
+    assert sorted(i for batch, _ in published for i in batch) == sorted(ids)
+    assert {priority for _, priority in published} == {8}

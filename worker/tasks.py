@@ -12,7 +12,7 @@ from worker import retention
 from worker.app import app
 from worker.engine import clients, pauses, runner, sweeper
 from worker.jobs.registry import KINDS, POLLS, requeue_if_called
-from worker.publish import RUN_JOB, RUN_JOBS, broker_lost, declare_queue, publish
+from worker.publish import RUN_JOB, RUN_JOBS, broker_lost, declare_queue, publish, publish_batch
 from worker.settings import get_settings
 
 
@@ -43,6 +43,7 @@ def run_jobs(self: Task, job_ids: list[str]) -> dict[str, str | None]:
             kinds=KINDS,
             limiter=clients.limiter(settings),
             publish=publish,
+            hand_back=publish_batch,
         )
     except OperationalError as exc:
         # As run_job: the jobs already run are not claimable again, the others are run.

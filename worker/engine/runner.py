@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 MAX_COUNTDOWN = 300.0
 # A wait for the send rate shorter than this is slept in place; longer ones release the job.
 MAX_THROTTLE_SLEEP = 2.0
+# A thread runs a batch's jobs this long, then hands the rest back to the broker and takes
+# the most urgent message: an OTP behind a bulk send waits for a thread at most about this.
+BATCH_TURN = 5.0
 
 
 def worker_name() -> str:
@@ -64,13 +67,26 @@ def run_batch(
     kinds: Mapping[str, JobKind],
     limiter: RateLimiter,
     publish: Publish,
+    hand_back: Callable[[list[str], int], bool] | None = None,
+    turn: float = BATCH_TURN,
 ) -> dict[str, str | None]:
     """Run the jobs of one message one after another, each claimed as it starts (with the
-    claims of other threads: one statement); the status each ended in (None: not ours)."""
+    claims of other threads: one statement); the status each ended in (None: not ours, or
+    handed back).
+
+    After ``turn`` seconds the jobs not started are given to ``hand_back`` (to publish them
+    again as one message, at the priority of the batch's jobs); if it cannot, this thread
+    runs them too."""
     worker = worker_name()
     ended: dict[str, str | None] = dict.fromkeys(job_ids)
     lost: OperationalError | None = None
-    for job_id in ended:
+    ends = time.monotonic() + turn
+    priority: int | None = None  # the batch's, once a claim has told it
+    for index, job_id in enumerate(job_ids):
+        if hand_back and priority is not None and time.monotonic() > ends:
+            if hand_back(list(job_ids[index:]), priority):
+                break
+            hand_back = None  # the broker is away: this thread runs them all
         try:
             claim = group_commit.claim(
                 settings.ledger_url, job_id, worker=worker, lease_seconds=settings.lease_seconds
@@ -80,6 +96,7 @@ def run_batch(
                     "job %s is not claimable (running elsewhere, finished or not due)", job_id
                 )
                 continue
+            priority = claim.priority
             ended[job_id] = _run_claimed(claim, worker, settings, kinds, limiter, publish)
         except OperationalError as exc:
             # The ledger is unreachable, or failed mid-call (the sweeper decides once the

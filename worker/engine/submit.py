@@ -11,6 +11,7 @@ database is not the ledger's, the whole submission waits for the caller's commit
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -92,8 +93,8 @@ class Item:
     extras: Any = None
 
 
-# Publishes committed jobs, (job id, priority) each: the ids the broker did not take.
-HandOver = Callable[[list[tuple[str, int]]], list[str]]
+# Publishes committed jobs, (job id, its item) each: the ids the broker did not take.
+HandOver = Callable[[list[tuple[str, Item]]], list[str]]
 # Publishes a batch of job ids of one priority in one message: taken or not.
 PublishBatch = Callable[[list[str], int], bool]
 # Jobs of one bulk submission per broker message (a worker thread runs them one after
@@ -119,8 +120,8 @@ def submit(
     Raises ``store.IdempotencyConflict`` when that key was used for other parameters.
     """
 
-    def one_by_one(jobs: list[tuple[str, int]]) -> list[str]:
-        return [job_id for job_id, rank in jobs if not publish(job_id, rank, None)]
+    def one_by_one(jobs: list[tuple[str, Item]]) -> list[str]:
+        return [job_id for job_id, item in jobs if not publish(job_id, item.priority, None)]
 
     item = Item(kind, payload, account, priority, idempotency_key, extras)
     [answer] = _Submission(settings, [item], one_by_one).run()
@@ -131,19 +132,35 @@ def submit_many(
     settings: Settings, items: Sequence[Item], *, publish_batch: PublishBatch
 ) -> list[tuple[str, bool]]:
     """``submit`` for many jobs at once: all written in one transaction (a few statements)
-    or none, then published ``BATCH_SIZE`` ids a message. Answers in the items' order."""
+    or none, then published ``BATCH_SIZE`` ids a message. Answers in the items' order.
 
-    def in_batches(jobs: list[tuple[str, int]]) -> list[str]:
+    Each message holds jobs of one priority and one account, the accounts' messages taking
+    turns: a thread running a batch of several accounts would wait for each one's send rate
+    in turn, and threads all on one account would leave the others' rates unused."""
+
+    def in_batches(jobs: list[tuple[str, Item]]) -> list[str]:
+        by_account: dict[int, dict[str, list[str]]] = {}
+        for job_id, item in jobs:
+            by_account.setdefault(item.priority, {}).setdefault(item.account, []).append(job_id)
         refused: list[str] = []
-        for rank in sorted({rank for _, rank in jobs}):
-            ids = [job_id for job_id, of in jobs if of == rank]
-            for start in range(0, len(ids), BATCH_SIZE):
-                batch = ids[start : start + BATCH_SIZE]
-                if not publish_batch(batch, rank):
+        for priority in sorted(by_account):
+            chunked = [_chunks(ids) for ids in by_account[priority].values()]
+            for batch in _taking_turns(chunked):
+                if not publish_batch(batch, priority):
                     refused += batch
         return refused
 
     return _Submission(settings, list(items), in_batches).run()
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[start : start + BATCH_SIZE] for start in range(0, len(ids), BATCH_SIZE)]
+
+
+def _taking_turns(queues: list[list[list[str]]]) -> Iterator[list[str]]:
+    """The first batch of each queue, then the second of each, and so on."""
+    for round_ in itertools.zip_longest(*queues):
+        yield from (batch for batch in round_ if batch is not None)
 
 
 @dataclass(frozen=True)
@@ -237,7 +254,7 @@ class _Submission:
     def publish(self, written: list[tuple[str, bool]]) -> list[str]:
         """Publish the committed new jobs; what the broker refuses is left to the sweeper."""
         new = [
-            (job_id, item.priority)
+            (job_id, item)
             for item, (job_id, created) in zip(self.items, written, strict=True)
             if created
         ]
