@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from producers import send_sms
+from producers.errors import BrokerUnavailableWarning
 from sandbox.server import Sandbox
 from tests.conftest import Env
 from tests.helpers import Recorder, job, make_due, run_once
@@ -403,3 +404,20 @@ def test_an_outcome_that_cannot_be_recorded_ends_in_doubt_not_running(
     assert row["last_error_code"] == "record_failed"
     assert "MAILUP_JOBS_SECRET_KEY" in row["last_error"]
     assert sandbox.state.lists[1].list_secret is not None  # MailUp did create it
+
+
+def test_a_send_whose_rate_limiter_is_down_retries_and_sends_nothing(
+    env: Env, sandbox: Sandbox, list_secret: str
+) -> None:
+    # Given the broker's Redis (which keeps MailUp's per-second caps) not answering
+    env.set(MAILUP_JOBS_BROKER_URL="redis://127.0.0.1:1/0")
+    with pytest.warns(BrokerUnavailableWarning):  # the sweeper will publish it
+        job_id = send_sms(list_id=1, recipient="+393351234567", content="hello")
+
+    # When the job runs: its call is recorded, then its slot cannot be asked for
+    status = run_once(job_id)
+
+    # Then it is tried again later, not in doubt nor failed: the request never left
+    assert status == "retrying"
+    assert job(job_id)["last_error_code"] == "rate_limiter"
+    assert sandbox.deliveries() == []

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis
+from redis.commands.core import Script
 from sqlalchemy import case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -62,6 +63,11 @@ return tostring(tat - now)
 )
 
 
+class LimiterUnavailable(Exception):
+    """The shared limiter could not be asked (its Redis is down or restarting): the call it
+    was asked for has not left."""
+
+
 class RateLimiter(Protocol):
     def try_acquire(self, key: str, interval: float) -> float:
         """Take ``key``'s slot if free now: 0.0 if taken, else seconds until it frees."""
@@ -81,13 +87,21 @@ class RedisRateLimiter:
         self._prefix = prefix
 
     def try_acquire(self, key: str, interval: float) -> float:
-        return float(self._try_acquire(keys=[self._prefix + key], args=[interval]))
+        return self._ask(self._try_acquire, key, interval)
 
     def reserve(self, key: str, interval: float) -> float:
-        return float(self._reserve(keys=[self._prefix + key], args=[interval]))
+        return self._ask(self._reserve, key, interval)
 
     def wait(self, key: str) -> float:
-        return float(self._wait(keys=[self._prefix + key], args=[0]))
+        return self._ask(self._wait, key, 0)
+
+    def _ask(self, script: Script, key: str, interval: float) -> float:
+        try:
+            return float(script(keys=[self._prefix + key], args=[interval]))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise LimiterUnavailable(
+                f"the rate limiter's Redis is unreachable ({type(exc).__name__})"
+            ) from None
 
 
 class SqlRateLimiter:

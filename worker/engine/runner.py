@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from worker.engine import pauses
 from worker.engine.kind import InDoubt, JobContext, JobKind, Publish, Refused, Result, Waiting
-from worker.engine.ratelimit import RateLimiter
+from worker.engine.ratelimit import LimiterUnavailable, RateLimiter
 from worker.engine.retry import backoff
 from worker.errors import ConfigurationError
 from worker.ledger import group_commit, store
@@ -142,6 +142,10 @@ def _run_claimed(
     except (ConfigurationError, ValidationError) as exc:
         # Nothing a retry can mend: the operator fixes the setting, then re-queues.
         return _finish(context, started, JobStatus.FAILED, code="configuration", error=str(exc))
+    except LimiterUnavailable as exc:
+        # Asked before the request leaves (even once "calling" is recorded): nothing was sent.
+        log.warning("job %s: %s", job_id, exc)
+        return _retry(context, started, publish, code="rate_limiter", error=str(exc))
     except OperationalError as exc:
         if context.called:
             raise  # the database failed mid-call: the sweeper decides, once the lease ends
