@@ -237,3 +237,30 @@ def test_each_message_holds_one_account_and_the_accounts_take_turns(
     assert [len(batch) for batch, _ in published] == [50, 50, 50, 10, 20]
     assert sorted(i for batch, _ in published for i in batch) == sorted(ids)
     assert {priority for _, priority in published} == {8}
+
+
+@pytest.mark.slow
+def test_the_default_worker_has_many_calls_in_flight_at_real_latency(
+    env: Env,
+    redis_broker: str,
+    sandbox: Sandbox,
+    list_secret: str,
+    spawn: Callable[..., Process],
+) -> None:
+    # Given MailUp answering in 200 ms (its cap of 30 SMS/s kept) and one worker process
+    # with the default pool
+    env.set(MAILUP_JOBS_BROKER_URL=redis_broker, MAILUP_JOBS_LOG_LEVEL="WARNING")
+    sandbox.set_faults(latency_ms=200)
+    ids = [send_sms(list_id=1, recipient=f"+39335{n:07d}", content="hi") for n in range(40)]
+
+    # When it runs them
+    spawn("worker")
+    wait_for(lambda: set(statuses(ids).values()) == {"succeeded"}, 60, "all sent")
+
+    # Then several calls were open at MailUp at once (each stays open 200 ms after arriving)
+    arrivals = sorted(d["time"] for d in sandbox.deliveries())
+    in_flight = max(
+        sum(1 for other in arrivals if arrival - 0.2 < other <= arrival) for arrival in arrivals
+    )
+    assert len(arrivals) == 40
+    assert in_flight >= 4, f"at most {in_flight} calls at once"
