@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -12,9 +14,43 @@ from typing import Any
 
 import psutil
 import requests
+from cryptography.fernet import Fernet
 
 PORT = 8731
 SANDBOX = f"http://127.0.0.1:{PORT}"
+LIST_GUID = "00000000-0000-4000-8000-000000000001"  # the sandbox's list 1 of account 1234
+
+
+def use_sandbox(redis_url: str, **settings: str) -> subprocess.Popen[bytes]:
+    """Settings for a system on ``redis_url`` whose MailUp is the sandbox (for this process
+    and the workers it starts), and the sandbox started; stop it with ``terminate()``."""
+    os.environ.update(
+        MAILUP_JOBS_BROKER_URL=redis_url,
+        MAILUP_JOBS_SECRET_KEY=Fernet.generate_key().decode(),
+        MAILUP_JOBS_LOG_LEVEL="WARNING",
+        MAILUP_SMS_URL=f"{SANDBOX}/sms/api/v2.0",
+        MAILUP_ACCOUNT_ID="1234",
+        MAILUP_USERNAME="m1234",
+        MAILUP_PASSWORD="sandbox-password",
+        **settings,
+    )
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "producers.cli", "sandbox", "--port", str(PORT)],
+        stdout=subprocess.DEVNULL,
+    )
+    wait(lambda: get("/_sandbox/journal") is not None, "sandbox")
+    return sandbox
+
+
+def list_secret() -> str:
+    """A new ListSecret for the default account's list 1."""
+    reply = requests.post(
+        f"{SANDBOX}/sms/api/v2.0/lists/1/listsecret",
+        auth=("m1234", "sandbox-password"),
+        json={"ListGUID": LIST_GUID},
+        timeout=5,
+    )
+    return str(reply.json()["Data"]["ListSecret"])
 
 
 PARTS = ("worker", "pool", "postgres", "redis", "sandbox")
@@ -133,16 +169,10 @@ def accounts(count: int, ledger_url: str) -> list[dict[str, Any]]:
     get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings.ledger_url)
-    secret = requests.post(
-        f"{SANDBOX}/sms/api/v2.0/lists/1/listsecret",
-        auth=("m1234", "sandbox-password"),
-        json={"ListGUID": "00000000-0000-4000-8000-000000000001"},
-        timeout=5,
-    ).json()["Data"]["ListSecret"]
-    keys = [("default", 1, "00000000-0000-4000-8000-000000000001", secret)]
+    keys = [("default", 1, LIST_GUID, list_secret())]
     keys += [(f"a{a['id']}", a["list_id"], a["list_guid"], a["list_secret"]) for a in added]
     with connection(settings.ledger_url) as db:
-        for account, list_id, guid, list_secret in keys:
-            found = list_credentials.ListKeys(guid, list_secret)
+        for account, list_id, guid, secret in keys:
+            found = list_credentials.ListKeys(guid, secret)
             list_credentials.save(db, settings, account, list_id, found)
     return [{"account": account, "list_id": list_id} for account, list_id, _, _ in keys]

@@ -23,9 +23,17 @@ import uuid
 import redis
 import requests
 import sqlalchemy
-from cryptography.fernet import Fernet
 
-from bench.harness import PORT, SANDBOX, RssWatcher, accounts, get, wait
+from bench.harness import (
+    LIST_GUID,
+    SANDBOX,
+    RssWatcher,
+    accounts,
+    get,
+    list_secret,
+    use_sandbox,
+    wait,
+)
 
 CAP = 30  # MailUp's SMS calls per second per account (LIMITS.md)
 
@@ -41,21 +49,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    os.environ.update(
-        MAILUP_JOBS_BROKER_URL=args.redis,
-        MAILUP_JOBS_SECRET_KEY=Fernet.generate_key().decode(),
-        MAILUP_JOBS_LOG_LEVEL="WARNING",
-        MAILUP_SMS_URL=f"{SANDBOX}/sms/api/v2.0",
-        MAILUP_ACCOUNT_ID="1234",
-        MAILUP_USERNAME="m1234",
-        MAILUP_PASSWORD="sandbox-password",
-    )
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "producers.cli", "sandbox", "--port", str(PORT)],
-        stdout=subprocess.DEVNULL,
-    )
+    sandbox = use_sandbox(args.redis)
     try:
-        wait(lambda: get("/_sandbox/journal") is not None, "sandbox")
         rows = [_measure(args, ms) for ms in args.latency_ms]
     finally:
         sandbox.terminate()
@@ -81,13 +76,7 @@ def _bare(args: argparse.Namespace, latency_ms: int) -> float:
     _reset(args, latency_ms, capped=False)
     from bench.baseline import bare_send
 
-    secret = requests.post(
-        f"{SANDBOX}/sms/api/v2.0/lists/1/listsecret",
-        auth=("m1234", "sandbox-password"),
-        json={"ListGUID": "00000000-0000-4000-8000-000000000001"},
-        timeout=5,
-    ).json()["Data"]["ListSecret"]
-    body = {"ListGuid": "00000000-0000-4000-8000-000000000001", "ListSecret": secret}
+    body = {"ListGuid": LIST_GUID, "ListSecret": list_secret()}
     count = _jobs(args)
     for n in range(count):
         bare_send.delay(

@@ -27,9 +27,8 @@ from typing import Any
 import redis
 import requests
 import sqlalchemy
-from cryptography.fernet import Fernet
 
-from bench.harness import PORT, SANDBOX, accounts, get, wait
+from bench.harness import SANDBOX, accounts, get, use_sandbox, wait
 
 CAP = 30  # MailUp's SMS calls per second per account (LIMITS.md)
 
@@ -44,27 +43,14 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    os.environ.update(
-        MAILUP_JOBS_BROKER_URL=args.redis,
-        MAILUP_JOBS_SECRET_KEY=Fernet.generate_key().decode(),
-        MAILUP_JOBS_LOG_LEVEL="WARNING",
-        MAILUP_SMS_URL=f"{SANDBOX}/sms/api/v2.0",
-        MAILUP_ACCOUNT_ID="1234",
-        MAILUP_USERNAME="m1234",
-        MAILUP_PASSWORD="sandbox-password",
-    )
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = sqlalchemy.create_engine(args.postgres)
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     redis.Redis.from_url(args.redis).flushdb()
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "producers.cli", "sandbox", "--port", str(PORT)],
-        stdout=subprocess.DEVNULL,
-    )
+    sandbox = use_sandbox(args.redis)
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        wait(lambda: get("/_sandbox/journal") is not None, "sandbox")
         requests.post(f"{SANDBOX}/_sandbox/faults", json={"latency_ms": args.latency_ms}, timeout=5)
         requests.post(f"{SANDBOX}/_sandbox/limits", json={"sms_per_second": CAP}, timeout=5)
         items = accounts(args.accounts, f"{args.postgres}?options=-csearch_path%3D{schema}")

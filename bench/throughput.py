@@ -30,9 +30,8 @@ from typing import Any
 import redis
 import requests
 import sqlalchemy
-from cryptography.fernet import Fernet
 
-from bench.harness import PARTS, PORT, SANDBOX, CpuMeter, RssWatcher, get, wait
+from bench.harness import PARTS, SANDBOX, CpuMeter, RssWatcher, get, use_sandbox, wait
 
 
 def main() -> None:
@@ -46,24 +45,10 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
-    os.environ.update(
-        MAILUP_JOBS_BROKER_URL=args.redis,
-        MAILUP_JOBS_SECRET_KEY=Fernet.generate_key().decode(),
-        MAILUP_JOBS_LOG_LEVEL="WARNING",
-        MAILUP_SMS_URL=f"{SANDBOX}/sms/api/v2.0",
-        MAILUP_ACCOUNT_ID="1234",
-        MAILUP_USERNAME="m1234",
-        MAILUP_PASSWORD="sandbox-password",
-        # The cap must not bind: this measures what the system costs, not MailUp's limit.
-        # Each SMS still reserves its slot in the shared limiter, as in production.
-        MAILUP_JOBS_SMS_PER_SECOND="1000000",
-    )
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "producers.cli", "sandbox", "--port", str(PORT)],
-        stdout=subprocess.DEVNULL,
-    )
+    # The cap must not bind: this measures what the system costs, not MailUp's limit.
+    # Each SMS still reserves its slot in the shared limiter, as in production.
+    sandbox = use_sandbox(args.redis, MAILUP_JOBS_SMS_PER_SECOND="1000000")
     try:
-        wait(lambda: get("/_sandbox/journal") is not None, "sandbox")
         results = {ms: _measure(args, ms, sandbox.pid) for ms in args.latency_ms}
     finally:
         sandbox.terminate()
