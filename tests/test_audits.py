@@ -44,8 +44,6 @@ ADA, BOB, GONE, CAROL = (
 )
 PDF = b"%PDF-1.4 invoice of Ada Lovelace"
 LONG = "Our December offer: " + "x" * 180  # 200 characters: two SMS parts, 2 credits
-TODAY = datetime.now(UTC).date()
-EARLIER = TODAY - timedelta(days=2)
 
 
 def run_cli(env: Env, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
@@ -95,6 +93,13 @@ class Filled:
     jobs: dict[str, str] = field(default_factory=dict)
     # What each SMS MailUp answered: job name -> (delivery id, cost).
     deliveries: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # The day the ledger was filled: a run may cross midnight before a test reads it back.
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+
+    @property
+    def earlier(self) -> date:
+        """The day the job `otp_earlier` was moved to."""
+        return self.today - timedelta(days=2)
 
 
 def fill_ledger(sandbox: Sandbox) -> Filled:
@@ -152,7 +157,7 @@ def fill_ledger(sandbox: Sandbox) -> Filled:
     for name in ("otp", "otp_earlier", "promo", "no_code"):
         outcome = job(filled.jobs[name])["outcome"]
         filled.deliveries[name] = (outcome["delivery_id"], outcome["cost"])
-    _move_to(filled.jobs["otp_earlier"], EARLIER)
+    _move_to(filled.jobs["otp_earlier"], filled.earlier)
 
     email = send_email(
         sender="Shop <sender@example.com>",
@@ -211,10 +216,10 @@ def test_sms_costs_by_campaign_day_and_list_in_every_format(env: Env, filled: Fi
 
     _, rows, data = formats(env, "ledger", "costs", "--by", "day")
     assert data == [
-        {"account": "default", "day": EARLIER.isoformat(), "sms": 1, "credits": 1.0},
-        {"account": "default", "day": TODAY.isoformat(), "sms": 3, "credits": 4.0},
+        {"account": "default", "day": filled.earlier.isoformat(), "sms": 1, "credits": 1.0},
+        {"account": "default", "day": filled.today.isoformat(), "sms": 3, "credits": 4.0},
     ]
-    assert [r["day"] for r in rows] == [EARLIER.isoformat(), TODAY.isoformat()]
+    assert [r["day"] for r in rows] == [filled.earlier.isoformat(), filled.today.isoformat()]
 
     shown, _, data = formats(env, "ledger", "costs", "--by", "list")
     assert [(d["list_id"], d["sms"], d["credits"]) for d in data] == [(1, 3, 3.0), (2, 1, 2.0)]
@@ -224,18 +229,17 @@ def test_sms_costs_by_campaign_day_and_list_in_every_format(env: Env, filled: Fi
     ]
 
     # A period: from today on, and up to the earlier day included
-    today = json.loads(
-        run_cli(env, "ledger", "costs", "--since", TODAY.isoformat(), "--format", "json").stdout
-    )
+    since = filled.today.isoformat()
+    today = json.loads(run_cli(env, "ledger", "costs", "--since", since, "--format", "json").stdout)
     assert [(d["campaign_code"], d["sms"]) for d in today] == [("otp", 1), ("promo", 1), (None, 1)]
-    until = api.sms_costs("day", until=EARLIER)
-    assert [(c.group, c.sms) for c in until] == [(EARLIER.isoformat(), 1)]
+    until = api.sms_costs("day", until=filled.earlier)
+    assert [(c.group, c.sms) for c in until] == [(filled.earlier.isoformat(), 1)]
     assert api.sms_costs("campaign", account="other") == []
 
 
 def test_sends_per_day_and_status_with_kind_and_status_filters(env: Env, filled: Filled) -> None:
     _, rows, data = formats(env, "ledger", "sends", "--by", "day", "--kind", "send_sms")
-    assert [d["day"] for d in data] == [EARLIER.isoformat(), TODAY.isoformat()]
+    assert [d["day"] for d in data] == [filled.earlier.isoformat(), filled.today.isoformat()]
     earlier, today = data
     assert (earlier["succeeded"], earlier["total"]) == (1, 1)
     counts = {s: today[s] for s in ("succeeded", "failed", "in_doubt", "queued", "running")}
@@ -247,9 +251,9 @@ def test_sends_per_day_and_status_with_kind_and_status_filters(env: Env, filled:
     assert sum(day.total for day in everything) == job_count() == len(filled.jobs)
     shown, _, data = formats(env, "ledger", "sends", "--status", "failed")
     # opted out SMS, unknown template, campaign on a list without sender
-    assert data == [{"day": TODAY.isoformat(), "failed": 3, "total": 3}]
-    assert shown == [{"day": TODAY.isoformat(), "failed": "3", "total": "3"}]
-    assert api.sends_by_day(since=TODAY, kind="send_template")[0].jobs == {"failed": 1}
+    assert data == [{"day": filled.today.isoformat(), "failed": 3, "total": 3}]
+    assert shown == [{"day": filled.today.isoformat(), "failed": "3", "total": "3"}]
+    assert api.sends_by_day(since=filled.today, kind="send_template")[0].jobs == {"failed": 1}
 
     refused = run_cli(env, "ledger", "sends", "--status", "lost", code=2)
     assert "status: must be one of" in refused.stderr
@@ -280,7 +284,7 @@ def test_failures_by_code_with_what_each_code_means(env: Env, filled: Filled) ->
     assert sorted((f.api, f.code, f.total) for f in api.failures_by_code()) == sorted(
         (a, c, d["failed"] + d["in_doubt"]) for (a, c), d in found.items()
     )
-    assert api.failures_by_code(until=EARLIER) == []
+    assert api.failures_by_code(until=filled.earlier) == []
 
 
 def test_everything_sent_to_a_number_or_an_address(env: Env, filled: Filled) -> None:
@@ -321,7 +325,7 @@ def test_everything_sent_to_a_number_or_an_address(env: Env, filled: Filled) -> 
         "trial account",
     )
     assert api.sent_to("nobody@example.com") == []
-    assert api.sent_to(PHONE, until=EARLIER) == []
+    assert api.sent_to(PHONE, until=filled.earlier) == []
 
     refused = run_cli(env, "ledger", "recipient", "not-a-recipient", code=2)
     assert "recipient: give a phone number" in refused.stderr

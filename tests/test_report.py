@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from producers import send_sms
 from sandbox.server import Sandbox
 from tests.conftest import Env
 from tests.helpers import job_count, run_once
-from tests.test_audits import EARLIER, PHONE, TODAY, Filled, fill_ledger, run_cli
+from tests.test_audits import PHONE, Filled, fill_ledger, run_cli
 
 
 def report(env: Env, path: Path, *args: str) -> str:
@@ -144,7 +144,8 @@ def test_the_report_draws_the_numbers_the_audits_print(
         for kind in kinds:
             bars = {bar["day"]: bar["value"] for bar in volume if bar["series"] == kind}
             assert bars == {d.day: d.total for d in api.sends_by_day(kind=kind)}
-        sms_today = next(b for b in volume if b["series"] == "send_sms" and b["day"] == str(TODAY))
+        today = str(filled.today)
+        sms_today = next(b for b in volume if b["series"] == "send_sms" and b["day"] == today)
         assert sms_today["value"] == 8 and "send_sms, 8 jobs" in sms_today["title"]
         per_job = [bar["height"] / bar["value"] for bar in volume]
         assert max(per_job) - min(per_job) < 0.05
@@ -152,7 +153,7 @@ def test_the_report_draws_the_numbers_the_audits_print(
         days = page.page.eval_on_selector_all(
             "#chart-volume text.day", "t => t.map(e => e.dataset.day)"
         )
-        assert days == [str(EARLIER + timedelta(days=n)) for n in range(3)]
+        assert days == [str(filled.earlier + timedelta(days=n)) for n in range(3)]
 
         # SMS credits per day and per campaign: `ledger costs --by day|campaign`
         assert per_day(page.bars("credits-day")) == {c["day"]: c["credits"] for c in costs_by_day}
@@ -207,21 +208,23 @@ def test_an_empty_period_says_so_instead_of_drawing_charts(
         assert "No channel is paused." in page.text("main")
 
     # A job accepted today is not in a period that ended before it ...
+    today = datetime.now(UTC).date()
     send_sms(list_id=1, recipient=PHONE, content="Later")
+    earlier = today - timedelta(days=2)
     before = tmp_path / "before.html"
-    report(env, before, "--since", str(EARLIER - timedelta(days=5)), "--until", str(EARLIER))
+    report(env, before, "--since", str(earlier - timedelta(days=5)), "--until", str(earlier))
     with opened(browser, before, tmp_path / "before.png") as page:
         assert page.page.query_selector_all("svg.chart") == []
-        assert page.text("header .period").startswith(f"{EARLIER - timedelta(days=5)} to {EARLIER}")
+        assert page.text("header .period").startswith(f"{earlier - timedelta(days=5)} to {earlier}")
         assert page.data()["sends"] == []
 
     # ... and it is one bar of today's
-    today = tmp_path / "today.html"
-    report(env, today, "--since", str(TODAY))
-    with opened(browser, today, tmp_path / "today.png") as page:
+    page_today = tmp_path / "today.html"
+    report(env, page_today, "--since", str(today))
+    with opened(browser, page_today, tmp_path / "today.png") as page:
         assert page.page.query_selector("#nothing") is None
         [bar] = page.bars("volume")
-        assert (bar["day"], bar["series"], bar["value"]) == (str(TODAY), "send_sms", 1)
+        assert (bar["day"], bar["series"], bar["value"]) == (str(today), "send_sms", 1)
         assert "No SMS was answered in this period." in page.text("main")
 
 
