@@ -1,6 +1,7 @@
 """Enqueueing: 100,000 SMS jobs through ``send_sms_many`` (checked, written with their
-recipient hashes, published ten ids a message) on PostgreSQL + Redis, against a bare
-executemany of the same job rows in the same run; then one ``send_sms`` at a time.
+recipient hashes, published fifty ids a message) on PostgreSQL + Redis, against a bare
+executemany of the same job rows in the same run; then one ``send_sms`` at a time, beside
+what one PostgreSQL and one Redis round trip cost on this host.
 
     python -m bench.enqueue [--jobs 100000] [--single 500]
 """
@@ -42,6 +43,7 @@ def main() -> None:
         redis.Redis.from_url(args.redis).flushdb()
         bare, bulk = _bulk(args.jobs)
         single = _single(args.single)
+        postgres, broker = _round_trips(os.environ["MAILUP_JOBS_DATABASE_URL"], args.redis)
     finally:
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
@@ -51,6 +53,10 @@ def main() -> None:
     print(f"  send_sms_many, committed+published {bulk:6.2f} s   ratio {bare / bulk:.2f}")
     p50, p99 = statistics.median(single), statistics.quantiles(single, n=100)[98]
     print(f"  one send_sms: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms ({len(single)} calls)")
+    print(
+        f"  a round trip here (p50): PostgreSQL {postgres * 1000:.2f} ms, Redis "
+        f"{broker * 1000:.2f} ms; a send_sms makes 4 + 1 (BEGIN, two INSERTs, COMMIT; LPUSH)"
+    )
 
 
 def _items(count: int, prefix: str) -> list[dict[str, object]]:
@@ -111,6 +117,24 @@ def _single(count: int) -> list[float]:
         send_sms(**item)  # type: ignore[arg-type]
         took.append(time.perf_counter() - started)
     return took[10:]  # the first calls open connections
+
+
+def _round_trips(ledger_url: str, redis_url: str, count: int = 300) -> tuple[float, float]:
+    """The p50 of a trivial PostgreSQL query and a Redis PING: what one round trip costs on
+    this host, the floor of a send_sms's time."""
+    engine = sqlalchemy.create_engine(ledger_url)
+    client = redis.Redis.from_url(redis_url)
+    postgres, broker = [], []
+    with engine.connect() as connection:
+        for _ in range(count):
+            started = time.perf_counter()
+            connection.exec_driver_sql("SELECT 1").all()
+            postgres.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            client.ping()
+            broker.append(time.perf_counter() - started)
+    engine.dispose()
+    return statistics.median(postgres), statistics.median(broker)
 
 
 if __name__ == "__main__":

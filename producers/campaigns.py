@@ -46,9 +46,7 @@ def send_campaign(
     Options: ``sender_name`` + ``sender_address`` (a confirmed trusted sender), ``when``
     (``now``, ``undefined`` or an aware datetime), ``reply_to``."""
     payload = _checked(account, message_id, send)
-    return enqueue(
-        "campaign_send", payload.model_dump(mode="json"), account, priority, idempotency_key
-    )
+    return enqueue("campaign_send", payload, account, priority, idempotency_key)
 
 
 def schedule_campaign(
@@ -94,13 +92,13 @@ def cancel_schedule(schedule_id: str) -> str:
 def stop_sending(sending_id: int, *, account: str = DEFAULT_ACCOUNT, **job: Any) -> str:
     """Queue stopping a planned or going sending (MailUp takes one stop per 30 s)."""
     payload = validate(SendingRef, sending_id=sending_id)
-    return enqueue("sending_stop", payload.model_dump(mode="json"), account, **job)
+    return enqueue("sending_stop", payload, account, **job)
 
 
 def delete_sending(sending_id: int, *, account: str = DEFAULT_ACCOUNT, **job: Any) -> str:
     """Queue deleting a sending; one still planned or going is stopped first."""
     payload = validate(SendingRef, sending_id=sending_id)
-    return enqueue("sending_delete", payload.model_dump(mode="json"), account, **job)
+    return enqueue("sending_delete", payload, account, **job)
 
 
 def list_sendings(

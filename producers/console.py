@@ -34,7 +34,7 @@ def trust_sender(
     refused = trusted_senders.refusal(known, email)
     if refused and not force:
         raise InvalidJob({"email": refused[1]})
-    return enqueue("trusted_sender", payload.model_dump(mode="json"), account, **job)
+    return enqueue("trusted_sender", payload, account, **job)
 
 
 def disable_trusted_sender(
@@ -42,7 +42,7 @@ def disable_trusted_sender(
 ) -> str:
     """Queue disabling a trusted sender (StatusCode 2; it can never be trusted again)."""
     payload = validate(ManageTrustedSender, operation="disable", email=email, sender_id=sender_id)
-    return enqueue("trusted_sender", payload.model_dump(mode="json"), account, **job)
+    return enqueue("trusted_sender", payload, account, **job)
 
 
 def create_smtp_user(
@@ -69,14 +69,14 @@ def create_smtp_user(
         priority_code=priority_code,
         confirm_by=utcnow() + timedelta(days=days),
     )
-    return enqueue("create_smtp_user", payload.model_dump(mode="json"), account, **job)
+    return enqueue("create_smtp_user", payload, account, **job)
 
 
 def reset_smtp_password(
     *, list_id: int, username: str, account: str = DEFAULT_ACCOUNT, **job: Any
 ) -> str:
     payload = validate(ResetSmtpPassword, list_id=list_id, username=username)
-    return enqueue("reset_smtp_password", payload.model_dump(mode="json"), account, **job)
+    return enqueue("reset_smtp_password", payload, account, **job)
 
 
 def smtp_user_info_job(
@@ -84,7 +84,7 @@ def smtp_user_info_job(
 ) -> str:
     """Queue ListUserInfo (the outcome lists the users' status)."""
     payload = validate(SmtpUserInfo, username=username)
-    return enqueue("smtp_user_info", payload.model_dump(mode="json"), account, **job)
+    return enqueue("smtp_user_info", payload, account, **job)
 
 
 # --- reads, run directly ---------------------------------------------------------------

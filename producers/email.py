@@ -147,9 +147,7 @@ def _queue(
         "attachment": [p.content for p in attachments],
         "embedded": [p.content for p in embedded],
     }
-    return enqueue(
-        kind, payload.model_dump(mode="json"), account, priority, idempotency_key, extras=parts
-    )
+    return enqueue(kind, payload, account, priority, idempotency_key, extras=parts)
 
 
 def _address(value: AddressLike) -> dict[str, str | None]:

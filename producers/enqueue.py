@@ -11,7 +11,7 @@ in the application's transaction instead, and published once that commits.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -92,7 +92,7 @@ def send_sms(
             NotGsmWarning,
             stacklevel=2,
         )
-    return enqueue("send_sms", payload.model_dump(mode="json"), account, priority, idempotency_key)
+    return enqueue("send_sms", payload, account, priority, idempotency_key)
 
 
 def manage_list_secret(
@@ -117,14 +117,12 @@ def manage_list_secret(
                 "cannot read it from MailUp"
             }
         )
-    return enqueue(
-        "list_secret", payload.model_dump(mode="json"), account, priority, idempotency_key
-    )
+    return enqueue("list_secret", payload, account, priority, idempotency_key)
 
 
 def enqueue(
     kind: str,
-    payload: dict[str, Any],
+    payload: Mapping[str, Any] | Payload,
     account: str = DEFAULT_ACCOUNT,
     priority: int = 5,
     idempotency_key: str | None = None,
@@ -133,12 +131,15 @@ def enqueue(
 ) -> str:
     """Queue a job of any registered kind; the specific functions are friendlier.
 
-    ``extras`` goes to the kind's ``stage`` with the new job (e.g. attachment bytes).
+    ``payload``: the kind's fields, or its payload model (the producers pass the one they
+    checked). ``extras`` goes to the kind's ``stage`` with the new job (e.g. attachment
+    bytes).
     """
     settings = get_settings()
     if kind not in KINDS:
         raise InvalidJob({"kind": f"unknown job kind; known: {', '.join(sorted(KINDS))}"})
-    data = validate(KINDS[kind].payload, **payload)
+    model = KINDS[kind].payload
+    data = payload if type(payload) is model else validate(model, **dict(payload))
     try:
         settings.account(account)
     except ConfigurationError as exc:

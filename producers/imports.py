@@ -134,7 +134,7 @@ def _import(
             optout=optout,
         )
         staged = imports.chunk(batch)
-        enqueue("import_chunk", payload.model_dump(mode="json"), account, extras=staged)
+        enqueue("import_chunk", payload, account, extras=staged)
         report.rows_queued += len(batch)
         batch.clear()
 

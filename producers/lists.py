@@ -22,7 +22,7 @@ from worker.settings import DEFAULT_ACCOUNT, get_settings
 
 
 def _queue(kind: str, payload: Payload, account: str, job: dict[str, Any]) -> str:
-    return enqueue(kind, payload.model_dump(mode="json"), account, **job)
+    return enqueue(kind, payload, account, **job)
 
 
 def create_list(*, account: str = DEFAULT_ACCOUNT, **fields: Any) -> str:

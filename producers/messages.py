@@ -38,7 +38,7 @@ from worker.settings import DEFAULT_ACCOUNT, get_settings
 def _queue(
     kind: str, payload: Payload, account: str, job: dict[str, Any], contents: Any = None
 ) -> str:
-    return enqueue(kind, payload.model_dump(mode="json"), account, **job, extras=contents)
+    return enqueue(kind, payload, account, **job, extras=contents)
 
 
 def create_message(

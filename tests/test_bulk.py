@@ -7,19 +7,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from producers import InvalidJob, send_sms
+from producers.audit import sent_to
 from producers.bulk import enqueue_many, send_email_many, send_sms_many
 from sandbox.server import Sandbox
 from tests.conftest import Env, Process, wait_for
 from tests.helpers import Recorder, job, job_count, statuses
 from worker.engine import clients, runner
 from worker.jobs.registry import KINDS
+from worker.ledger import store
 from worker.settings import get_settings
 
 SMS = {"list_id": 1, "content": "hello"}
@@ -68,6 +73,53 @@ def test_idempotency_keys_are_honoured_per_item(env: Env) -> None:
         send_sms_many([{**_sms(2)[1], "idempotency_key": "order-1"}])  # other parameters
     assert refused.value.field == "idempotency_key"
     assert job_count() == 3
+
+
+def test_thousands_of_jobs_read_back_as_one_by_one(env: Env) -> None:
+    # Given a submission past COPY_FROM (PostgreSQL takes it by COPY), a key among them
+    first = send_sms(**_sms(1)[0], idempotency_key="order-1")
+    items = _sms(store.COPY_FROM + 5)
+    items[0] = {**items[0], "idempotency_key": "order-1"}
+    items[7] = {**items[7], "idempotency_key": "order-7", "dynamic_fields": {"Name": "Ada"}}
+
+    ids = send_sms_many(items)
+
+    # Then each job reads back as a job written alone: its fields, times and recipient
+    assert ids[0] == first
+    assert job_count() == len(items)
+    seventh = job(ids[7])
+    assert seventh["payload"]["dynamic_fields"] == {"Name": "Ada"}
+    assert seventh["idempotency_key"] == "order-7"
+    assert (seventh["status"], seventh["priority"], seventh["attempts"]) == ("queued", 8, [])
+    assert datetime.fromisoformat(seventh["created_at"]).utcoffset() == timedelta(0)
+    assert [a.job_id for a in sent_to(str(items[-1]["recipient"]))] == [ids[-1]]
+    # …and a second submission with the key finds that job
+    assert send_sms_many([items[7]]) == [ids[7]]
+
+
+def test_bulk_producers_racing_for_keys_get_the_same_jobs(
+    env: Env, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("SQLite writers take turns: the second one always finds the keys")
+    writes = []
+    real = store.insert_jobs
+    monkeypatch.setattr(store, "insert_jobs", lambda *a: writes.append(1) or real(*a))
+    for round_ in range(10):
+        items = [{**item, "idempotency_key": f"{round_}-{n}"} for n, item in enumerate(_sms(1200))]
+        start = threading.Barrier(2)
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(_submit_after, [start, start], [items, items])
+        assert first == second
+        assert job_count() == 1200 * (round_ + 1)
+        if len(writes) > 2 * (round_ + 1):
+            return  # one lost the race (COPY met the other's keys): its retry found them
+    pytest.fail("the two bulk producers never raced in 10 rounds")
+
+
+def _submit_after(start: threading.Barrier, items: list[dict[str, object]]) -> list[str]:
+    start.wait()
+    return send_sms_many(items)
 
 
 def test_emails_and_any_kind_in_bulk(env: Env) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -15,6 +17,7 @@ from producers import (
 )
 from tests.conftest import Env
 from tests.helpers import job, job_count
+from worker.ledger import store
 
 GOOD = {"list_id": 1, "recipient": "+393350000001", "content": "hello"}
 
@@ -67,6 +70,32 @@ def test_the_same_idempotency_key_returns_the_first_job(env: Env) -> None:
 
     assert again == first
     assert job_count() == 1
+
+
+def test_producers_racing_for_one_key_get_one_job(
+    env: Env, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("SQLite writers take turns: the second one always finds the key")
+    # Count the writes: a producer that lost the race writes again and finds the job
+    writes = []
+    real = store.insert_jobs
+    monkeypatch.setattr(store, "insert_jobs", lambda *a: writes.append(1) or real(*a))
+    producers = 6
+    for round_ in range(20):
+        start, key = threading.Barrier(producers), f"race-{round_}"
+        with ThreadPoolExecutor(producers) as pool:
+            ids = set(pool.map(_produce, [start] * producers, [key] * producers))
+        assert len(ids) == 1
+        assert job_count() == round_ + 1
+        if len(writes) > producers * (round_ + 1):
+            return  # a producer lost the race: its retry found the winner's job
+    pytest.fail("no two producers raced for a key in 20 rounds")
+
+
+def _produce(start: threading.Barrier, key: str) -> str:
+    start.wait()
+    return send_sms(**GOOD, idempotency_key=key)  # type: ignore[arg-type]
 
 
 def test_an_idempotency_key_reused_for_other_parameters_is_refused(env: Env) -> None:

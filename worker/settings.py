@@ -166,7 +166,7 @@ class Settings(BaseSettings):
         """How long a claim lasts: the longest a MailUp call can take, plus a margin."""
         return self.connect_timeout + self.read_timeout + self.lease_margin
 
-    @property
+    @functools.cached_property  # read on every enqueue: built once
     def accounts(self) -> dict[str, AccountSettings]:
         default = AccountSettings(
             username=self.username,

@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from worker.engine.kind import JobKind, Payload, Publish
 from worker.ledger import store
-from worker.ledger.db import ensure_transaction, session_factory, transaction
+from worker.ledger.db import connection, ensure_transaction, session_factory, transaction
 from worker.ledger.models import Job
 from worker.settings import Settings
 
@@ -178,9 +178,16 @@ class _Submission:
         return self.join(unit.session, unit.on_commit)
 
     def commit(self, job_ids: Sequence[str | None] | None = None) -> list[tuple[str, bool]]:
-        """In a ledger transaction of its own, then published."""
-        with transaction(self.settings.ledger_url) as session:
-            written = self.write(session, job_ids)
+        """In a ledger transaction of its own (Core: cheaper than a session), then published.
+        No savepoint: a failure rolls the whole transaction back (two round trips fewer)."""
+        jobs = self.new_jobs(job_ids)
+        try:
+            with connection(self.settings.ledger_url) as db:
+                written = self.write(db, jobs)
+        except IntegrityError:
+            # Another producer took one of the keys meanwhile: now it is found.
+            with connection(self.settings.ledger_url) as db:
+                written = self.write(db, jobs)
         refused = set(self.publish(written))
         return [(job_id, job_id not in refused) for job_id, _ in written]
 
@@ -190,7 +197,7 @@ class _Submission:
         """Written in the caller's session, published once the caller commits."""
         with open_session() as session:
             ensure_transaction(session.connection(bind_arguments={"mapper": Job}))
-            written = self.write(session)
+            written = self.write_in_savepoint(session)
         if any(created for _, created in written):
             on_commit(lambda: self.publish(written))
         return [(job_id, True) for job_id, _ in written]
@@ -200,7 +207,7 @@ class _Submission:
         # Tried now and rolled back: that checks the idempotency keys and gives the jobs
         # their ids. They are written for good after the caller's commit.
         with session_factory(self.settings.ledger_url)() as session:
-            written = self.write(session)
+            written = self.write_in_savepoint(session)
             session.rollback()
         if any(created for _, created in written):
             chosen = [job_id if created else None for job_id, created in written]
@@ -216,13 +223,9 @@ class _Submission:
                     written,
                 )
 
-    def write(
-        self, session: Session, job_ids: Sequence[str | None] | None = None
-    ) -> list[tuple[str, bool]]:
-        """The jobs and the rows their kinds keep beside them, in a savepoint: a failure
-        leaves nothing half-written in the caller's transaction."""
+    def new_jobs(self, job_ids: Sequence[str | None] | None = None) -> list[store.NewJob]:
         ids = job_ids or [None] * len(self.items)
-        jobs = [
+        return [
             store.NewJob(
                 item.kind.name,
                 item.account,
@@ -233,22 +236,28 @@ class _Submission:
             )
             for item, job_id in zip(self.items, ids, strict=True)
         ]
+
+    def write_in_savepoint(self, session: Session) -> list[tuple[str, bool]]:
+        """``write`` in the caller's transaction: a failure leaves nothing half-written."""
+        jobs = self.new_jobs()
         try:
-            return self._write(session, jobs)
+            with session.begin_nested():
+                return self.write(session, jobs)
         except IntegrityError:
             # Another producer took one of the keys meanwhile: now it is found.
-            return self._write(session, jobs)
+            with session.begin_nested():
+                return self.write(session, jobs)
 
-    def _write(self, session: Session, jobs: list[store.NewJob]) -> list[tuple[str, bool]]:
-        with session.begin_nested():
-            written = store.insert_jobs(session, jobs)
-            staged = [
-                statement
-                for item, (job_id, created) in zip(self.items, written, strict=True)
-                if created and item.kind.stage is not None
-                for statement in item.kind.stage(job_id, item.payload, item.extras)
-            ]
-            store.execute_merged(session, staged)
+    def write(self, db: store.Executor, jobs: list[store.NewJob]) -> list[tuple[str, bool]]:
+        """The jobs and the rows their kinds keep beside them."""
+        written = store.insert_jobs(db, jobs)
+        staged = [
+            statement
+            for item, (job_id, created) in zip(self.items, written, strict=True)
+            if created and item.kind.stage is not None
+            for statement in item.kind.stage(job_id, item.payload, item.extras)
+        ]
+        store.execute_merged(db, staged)
         return written
 
     def publish(self, written: list[tuple[str, bool]]) -> list[str]:

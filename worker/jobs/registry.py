@@ -7,6 +7,7 @@ worker still loads them all as it starts: ``worker.tasks`` imports POLLS, built 
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -54,9 +55,7 @@ class _Kinds(Mapping[str, JobKind]):
     """The kinds by name, each imported on its first lookup."""
 
     def __getitem__(self, name: str) -> JobKind:
-        module, attribute = _HOMES[name].split(":")
-        kind: JobKind = getattr(importlib.import_module(module), attribute)
-        return kind
+        return _load(_HOMES[name])
 
     def __contains__(self, name: object) -> bool:
         return name in _HOMES  # without importing the kind
@@ -66,6 +65,13 @@ class _Kinds(Mapping[str, JobKind]):
 
     def __len__(self) -> int:
         return len(_HOMES)
+
+
+@functools.cache  # looked up for every job enqueued
+def _load(home: str) -> JobKind:
+    module, attribute = home.split(":")
+    kind: JobKind = getattr(importlib.import_module(module), attribute)
+    return kind
 
 
 KINDS: Mapping[str, JobKind] = _Kinds()

@@ -91,9 +91,14 @@ def recipient_hasher(settings: Settings) -> Callable[[str], str]:
     """The keyed hash (HMAC-SHA256) the ledger keeps of a phone number or email address, so
     that "was anything sent to x" is answered after x itself was purged. Keyed, because a
     plain hash of a phone number is undone by trying every number."""
+    return _hasher(_installation_key(settings))
+
+
+@functools.cache
+def _hasher(installation_key: bytes) -> Callable[[str], str]:
     # Its own key, derived from the secret key: hashes reveal nothing of the key that
     # encrypts secrets.
-    key = hmac.new(_installation_key(settings), b"recipient hash", hashlib.sha256).digest()
+    key = hmac.new(installation_key, b"recipient hash", hashlib.sha256).digest()
 
     def hashed(recipient: str) -> str:
         digest = hmac.new(key, normalise_recipient(recipient).encode(), hashlib.sha256)

@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from sqlalchemy import (
     JSON,
     Connection,
     Executable,
+    Insert,
+    TableClause,
     Update,
     bindparam,
     func,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.ledger.models import (
@@ -36,6 +39,9 @@ from worker.ledger.models import (
     table,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    import psycopg
 
 # The worker's transitions run on a Core connection (its hot path); producers and the
 # audit side use an ORM session. Both execute the same statements.
@@ -86,18 +92,18 @@ class NewJob:
 _INSERT_JOB = insert(table(Job))
 
 
-def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
+def insert_jobs(db: Executor, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
     """Add queued jobs in one statement: each one's id, and whether it is new. A job whose
     idempotency key is already used (or used earlier in ``jobs``) is that job (not new).
 
     Raises IdempotencyConflict when a key was used for different parameters; IntegrityError
-    when another producer took one of the keys meanwhile (the caller's savepoint is then
-    rolled back, and trying again finds that job).
+    when another producer took one of the keys meanwhile (the caller's transaction or
+    savepoint is then rolled back, and trying again finds that job).
     """
     keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
     known: dict[str, NewJob] = {}
     if keys:
-        for row in session.execute(
+        for row in db.execute(
             select(Job.id, Job.kind, Job.account, Job.payload, Job.idempotency_key).where(
                 Job.idempotency_key.in_(keys)
             )
@@ -135,8 +141,7 @@ def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> list[tuple[str, boo
                 "updated_at": now,
             }
         )
-    if rows:
-        session.execute(_INSERT_JOB, rows)
+    execute_merged(db, [(_INSERT_JOB, row) for row in rows])
     return answer
 
 
@@ -396,15 +401,54 @@ def settling(
     return _settle_statement(status, outcome is not None, publish), params
 
 
+# From this many rows an insert goes to PostgreSQL by COPY: twice as fast as an executemany
+# (bench.enqueue), which the hundred thousand rows of a bulk submission feel.
+COPY_FROM = 1000
+
+
 def execute_merged(db: Executor, statements: Iterable[Statement]) -> None:
     """Rows of the same statement object (built once) and the same parameter names in one
-    executemany, in the order the statements were first met."""
+    executemany (or COPY), in the order the statements were first met."""
     merged: dict[tuple[int, tuple[str, ...]], tuple[Executable, list[dict[str, Any]]]] = {}
     for statement, params in statements:
         key = (id(statement), tuple(sorted(params)))
         merged.setdefault(key, (statement, []))[1].append(params)
     for statement, rows in merged.values():
-        db.execute(statement, rows)
+        connection = db.connection() if isinstance(db, Session) else db
+        if len(rows) >= COPY_FROM and _copyable(statement, connection, rows[0]):
+            _copy(connection, statement.table, rows)
+        else:
+            db.execute(statement, rows)
+
+
+def _copyable(
+    statement: Executable, connection: Connection, row: dict[str, Any]
+) -> TypeGuard[Insert]:
+    """A plain insert on PostgreSQL whose rows give every column a Python default would fill
+    (COPY fills only the server's)."""
+    if type(statement) is not Insert or connection.dialect.name != "postgresql":
+        return False
+    columns = statement.table.columns
+    return all(column.name in row for column in columns if column.default is not None)
+
+
+def _copy(connection: Connection, table: TableClause, rows: list[dict[str, Any]]) -> None:
+    names = list(rows[0])
+    dialect = connection.dialect
+    types = [(name, table.c[name].type.dialect_impl(dialect)) for name in names]
+    processors = [(name, type_.bind_processor(dialect)) for name, type_ in types]
+    quote = dialect.identifier_preparer.quote
+    sql = (
+        f"COPY {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(name) for name in names)}) FROM STDIN"
+    )
+    cursor = cast("psycopg.Cursor[Any]", connection.connection.dbapi_connection.cursor())  # type: ignore[union-attr]
+    try:
+        with cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([row[n] if p is None else p(row[n]) for n, p in processors])
+    except dialect.loaded_dbapi.IntegrityError as exc:  # as SQLAlchemy would raise it
+        raise IntegrityError(sql, None, exc) from exc
 
 
 # --- the sweeper's side -------------------------------------------------------------------
