@@ -212,6 +212,7 @@ def test_sms_credits_running_out_mid_batch_pause_the_rest_until_resumed(
     env: Env, broker: str, sandbox: Sandbox, list_secret: str, spawn: Callable[..., Process]
 ) -> None:
     from producers import send_sms
+    from producers.audit import paused_channels
     from tests.helpers import statuses
 
     # Given credits for 5 SMS, 12 queued, and no probe before the operator acts
@@ -221,11 +222,13 @@ def test_sms_credits_running_out_mid_batch_pause_the_rest_until_resumed(
     spawn("beat")
     spawn("worker", "-c", "2")
 
-    # When they run out, the rest pause: none failed, and the operator sees why
+    # When they run out, the rest pause: none failed, and the operator sees why (the 5th
+    # success may come before the 6th job has met MailUp's 205)
     wait_for(
         lambda: (
             sorted(statuses(jobs).values()).count("succeeded") == 5
             and "running" not in statuses(jobs).values()
+            and paused_channels() != []
         ),
         60,
         "5 sent, the rest waiting",
