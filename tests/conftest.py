@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 
 from sandbox.server import Sandbox
 from sandbox.state import list_guid
+from worker.ledger import store
 from worker.ledger.db import dispose_all
 from worker.ledger.migrate import upgrade
 from worker.settings import get_settings
@@ -103,6 +104,19 @@ def sqlite_ledger(tmp_path: Path) -> Iterator[str]:
 def ledger_url(request: pytest.FixtureRequest) -> str:
     """Each test that takes this runs on both ledgers."""
     return str(request.getfixturevalue(f"{request.param}_ledger"))
+
+
+@pytest.fixture
+def insert_jobs_calls(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Grows by one at each ``store.insert_jobs``: a producer that lost a race for an
+    idempotency key writes once more. PostgreSQL only: SQLite writers take turns, so the
+    second producer always finds the key."""
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("SQLite writers take turns: the second one always finds the keys")
+    calls: list[int] = []
+    real = store.insert_jobs
+    monkeypatch.setattr(store, "insert_jobs", lambda *a: calls.append(1) or real(*a))
+    return calls
 
 
 @pytest.fixture

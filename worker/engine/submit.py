@@ -163,6 +163,15 @@ def _taking_turns(queues: list[list[list[str]]]) -> Iterator[list[str]]:
         yield from (batch for batch in round_ if batch is not None)
 
 
+def _once_more_on_conflict(write: Callable[[], list[tuple[str, bool]]]) -> list[tuple[str, bool]]:
+    """``write`` (in a transaction or savepoint of its own), and once more when another
+    producer took one of its idempotency keys meanwhile: now that job is found."""
+    try:
+        return write()
+    except IntegrityError:
+        return write()
+
+
 @dataclass(frozen=True)
 class _Submission:
     settings: Settings
@@ -181,13 +190,12 @@ class _Submission:
         """In a ledger transaction of its own (Core: cheaper than a session), then published.
         No savepoint: a failure rolls the whole transaction back (two round trips fewer)."""
         jobs = self.new_jobs(job_ids)
-        try:
+
+        def in_a_transaction() -> list[tuple[str, bool]]:
             with connection(self.settings.ledger_url) as db:
-                written = self.write(db, jobs)
-        except IntegrityError:
-            # Another producer took one of the keys meanwhile: now it is found.
-            with connection(self.settings.ledger_url) as db:
-                written = self.write(db, jobs)
+                return self.write(db, jobs)
+
+        written = _once_more_on_conflict(in_a_transaction)
         refused = set(self.publish(written))
         return [(job_id, job_id not in refused) for job_id, _ in written]
 
@@ -240,13 +248,12 @@ class _Submission:
     def write_in_savepoint(self, session: Session) -> list[tuple[str, bool]]:
         """``write`` in the caller's transaction: a failure leaves nothing half-written."""
         jobs = self.new_jobs()
-        try:
+
+        def in_a_savepoint() -> list[tuple[str, bool]]:
             with session.begin_nested():
                 return self.write(session, jobs)
-        except IntegrityError:
-            # Another producer took one of the keys meanwhile: now it is found.
-            with session.begin_nested():
-                return self.write(session, jobs)
+
+        return _once_more_on_conflict(in_a_savepoint)
 
     def write(self, db: store.Executor, jobs: list[store.NewJob]) -> list[tuple[str, bool]]:
         """The jobs and the rows their kinds keep beside them."""

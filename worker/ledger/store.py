@@ -414,11 +414,12 @@ def execute_merged(db: Executor, statements: Iterable[Statement]) -> None:
         key = (id(statement), tuple(sorted(params)))
         merged.setdefault(key, (statement, []))[1].append(params)
     for statement, rows in merged.values():
-        connection = db.connection() if isinstance(db, Session) else db
-        if len(rows) >= COPY_FROM and _copyable(statement, connection, rows[0]):
-            _copy(connection, statement.table, rows)
-        else:
-            db.execute(statement, rows)
+        if len(rows) >= COPY_FROM:
+            connection = db.connection() if isinstance(db, Session) else db
+            if _copyable(statement, connection, rows[0]):
+                _copy(connection, statement.table, rows)
+                continue
+        db.execute(statement, rows)
 
 
 def _copyable(
