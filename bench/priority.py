@@ -79,7 +79,8 @@ def main() -> None:
     print(f"\nOTP SMS, {args.accounts} accounts, MailUp answering in {args.latency_ms} ms")
     print("                                  p50 s    max s")
     print(f"  on an idle system           {p50_idle:8.2f} {max(idle):8.2f}")
-    print(f"  behind {args.bulk:,} bulk jobs {p50_behind:8.2f} {max(behind):8.2f}")
+    behind_label = f"behind {args.bulk:,} bulk jobs"
+    print(f"  {behind_label:<28}{p50_behind:8.2f} {max(behind):8.2f}")
     print(f"  ratio (behind / idle, p50)  {p50_behind / p50_idle:8.2f}")
     print(f"bulk send meanwhile: {bulk_rate:.1f} SMS/s ({bulk_rate / caps:.2f} of the caps' sum)")
     print(f"bulk jobs still queued when the last OTP had gone: {left:,}")

@@ -218,18 +218,19 @@ def test_a_bad_row_names_its_line_and_nothing_is_queued(env: Env, tmp_path: Path
     assert job_count() == 0
 
 
-@pytest.mark.parametrize("broker_takes_them", [True, False])
-def test_a_batch_hands_back_its_rest_after_its_turn(
-    env: Env, sandbox: Sandbox, list_secret: str, broker_takes_them: bool
+@pytest.mark.parametrize("broker_takes", [2, 1, 0])
+def test_a_batch_hands_back_its_rest_in_halves_after_its_turn(
+    env: Env, sandbox: Sandbox, list_secret: str, broker_takes: int
 ) -> None:
-    # Given a batch of six bulk SMS, MailUp answering in 200 ms, and a turn of 0.3 s
+    # Given a batch of eight bulk SMS, MailUp answering in 200 ms, a turn of 0.3 s, and a
+    # broker that takes this many messages, then is away
     sandbox.set_faults(latency_ms=200)
-    ids = send_sms_many(_sms(6))
-    handed: list[tuple[list[str], int]] = []
+    ids = send_sms_many(_sms(8))
+    offered: list[tuple[list[str], int]] = []
 
     def hand_back(rest: list[str], priority: int) -> bool:
-        handed.append((rest, priority))
-        return broker_takes_them
+        offered.append((rest, priority))
+        return len(offered) <= broker_takes
 
     # When one thread runs it
     settings = get_settings()
@@ -243,22 +244,22 @@ def test_a_batch_hands_back_its_rest_after_its_turn(
         turn=0.3,
     )
 
-    # Then the jobs not started once the turn was over were handed back, at the batch's
-    # priority, once
-    assert len(handed) == 1
-    rest, priority = handed[0]
-    started = ids[: len(ids) - len(rest)]
-    assert rest == ids[len(started) :] and priority == 8
+    # Then the jobs not started once the turn was over were offered back once, as two
+    # halves in order, at the batch's priority
+    started = ids[: ids.index(offered[0][0][0])]
     assert 1 <= len(started) <= 3  # 0.3 s of 200 ms calls
-    if broker_takes_them:
-        # still queued for the next thread: this one is free for more urgent work
-        assert [ended[i] for i in ids] == ["succeeded"] * len(started) + [None] * len(rest)
-        assert statuses(rest) == dict.fromkeys(rest, "queued")
-        assert len(sandbox.deliveries()) == len(started)
-    else:
-        # the broker being away, the thread ran them all
-        assert statuses(ids) == dict.fromkeys(ids, "succeeded")
-        assert len(sandbox.deliveries()) == 6
+    rest = ids[len(started) :]
+    half = (len(rest) + 1) // 2
+    expected = [rest[:half], rest[half:]][: broker_takes + 1]
+    assert [piece for piece, _ in offered] == expected
+    assert {priority for _, priority in offered} == {8}
+    # the halves the broker took are still queued for other threads; this one ran the rest
+    taken = [i for piece in expected[:broker_takes] for i in piece]
+    run_here = [i for i in ids if i not in taken]
+    assert statuses(taken) == dict.fromkeys(taken, "queued")
+    assert statuses(run_here) == dict.fromkeys(run_here, "succeeded")
+    assert [ended[i] for i in ids] == [None if i in taken else "succeeded" for i in ids]
+    assert len(sandbox.deliveries()) == len(run_here)
 
 
 def test_each_message_holds_one_account_and_the_accounts_take_turns(

@@ -74,19 +74,21 @@ def run_batch(
     claims of other threads: one statement); the status each ended in (None: not ours, or
     handed back).
 
-    After ``turn`` seconds the jobs not started are given to ``hand_back`` (to publish them
-    again as one message, at the priority of the batch's jobs); if it cannot, this thread
-    runs them too."""
+    After ``turn`` seconds the jobs not started are given to ``hand_back`` in two halves (to
+    publish each again as one message, at the priority of the batch's jobs); what it cannot
+    take, this thread runs too."""
     worker = worker_name()
     ended: dict[str, str | None] = dict.fromkeys(job_ids)
     lost: OperationalError | None = None
     ends = time.monotonic() + turn
     priority: int | None = None  # the batch's, once a claim has told it
-    for index, job_id in enumerate(job_ids):
+    pending = list(job_ids)
+    while pending:
         if hand_back and priority is not None and time.monotonic() > ends:
-            if hand_back(list(job_ids[index:]), priority):
-                break
-            hand_back = None  # the broker is away: this thread runs them all
+            pending = _handed_back(hand_back, pending, priority)
+            hand_back = None  # handed back; or the broker is away: this thread runs the rest
+            continue
+        job_id = pending.pop(0)
         try:
             claim = group_commit.claim(
                 settings.ledger_url, job_id, worker=worker, lease_seconds=settings.lease_seconds
@@ -105,6 +107,19 @@ def run_batch(
     if lost is not None:
         raise lost
     return ended
+
+
+def _handed_back(
+    hand_back: Callable[[list[str], int], bool], rest: list[str], priority: int
+) -> list[str]:
+    """Give ``rest`` back as two messages: a batch that outlasts its turn (MailUp is slow)
+    spreads over two threads, and their halves over four, until every thread is busy. The
+    ids the broker did not take, which the caller runs."""
+    half = (len(rest) + 1) // 2
+    for start, piece in ((0, rest[:half]), (half, rest[half:])):
+        if piece and not hand_back(piece, priority):
+            return rest[start:]
+    return []
 
 
 def _run_claimed(
