@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from producers.bulk import enqueue_many, send_email_many, send_sms_many
     from producers.email import Attachment, send_email, send_email_template
     from producers.enqueue import enqueue, manage_list_secret, send_sms
     from producers.errors import (
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
+    "enqueue_many": "producers.bulk",
+    "send_email_many": "producers.bulk",
+    "send_sms_many": "producers.bulk",
     "Attachment": "producers.email",
     "send_email": "producers.email",
     "send_email_template": "producers.email",
@@ -41,10 +45,13 @@ __all__ = [
     "MergeTagCaseWarning",
     "NotGsmWarning",
     "enqueue",
+    "enqueue_many",
     "manage_list_secret",
     "send_email",
+    "send_email_many",
     "send_email_template",
     "send_sms",
+    "send_sms_many",
 ]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from producers.email import send_email
 from producers.enqueue import collecting, enqueue, send_sms
 from producers.errors import BrokerUnavailableWarning, InvalidJob
+from worker.app import check_broker
 from worker.engine.submit import submit_many
 from worker.ledger.store import IdempotencyConflict
 from worker.publish import publish_batch
@@ -61,6 +62,9 @@ def _submit(producer: Callable[..., str], items: Iterable[Mapping[str, Any]]) ->
     if not collected:
         return []
     settings = get_settings()
+    # Before anything is written: refused at publishing, the jobs would wait in the ledger
+    # for the sweeper, which publishes them once the broker is set (a caller's retry too).
+    check_broker(settings)
     try:
         written = submit_many(settings, collected, publish_batch=publish_batch)
     except IdempotencyConflict as exc:

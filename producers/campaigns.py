@@ -82,7 +82,7 @@ def list_schedules(*, due: bool = False, state: str | None = None) -> list[dict[
 
 def cancel_schedule(schedule_id: str) -> str:
     """Cancel a schedule not yet dispatched; returns its state afterwards (``cancelled``,
-    or ``dispatched`` if beat queued it first — then stop its sending instead)."""
+    ``dispatched`` if beat queued it first — then stop its sending instead — or ``missed``)."""
     try:
         return schedules.cancel(get_settings(), schedule_id)
     except LookupError as exc:

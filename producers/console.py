@@ -25,9 +25,9 @@ def trust_sender(
 ) -> str:
     """Queue "trust this address": MailUp mails it a verification link (StatusCode 0).
 
-    An address the ledger knows as confirmed (trusting it again would send it back to
-    NotConfirmed) or disabled (MailUp will not trust it again) is refused unless ``force``;
-    the worker checks MailUp itself again before it asks.
+    An address the ledger knows as trusted (any StatusCode but 0 and 2: trusting it again
+    would send it back to NotConfirmed) or disabled (MailUp will not trust it again) is
+    refused unless ``force``; the worker checks MailUp itself again before it asks.
     """
     payload = validate(ManageTrustedSender, operation="add", email=email, force=force)
     known = trusted_senders.statuses(get_settings(), account, [email])[email]

@@ -11,15 +11,17 @@ job_id = send_email(
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from email.utils import parseaddr
+from pathlib import Path
 from typing import Any
 
 from producers.enqueue import enqueue, validate
-from producers.errors import MergeTagCaseWarning
-from worker.jobs.email import Email, Part, PartBytes, SendMessage, SendTemplate
+from producers.errors import InvalidJob, MergeTagCaseWarning
+from worker.jobs.email import MAX_TOTAL_BYTES, Email, Part, PartBytes, SendMessage, SendTemplate
 from worker.settings import DEFAULT_ACCOUNT
 
 AddressLike = str | tuple[str, str] | dict[str, str]
@@ -33,6 +35,10 @@ class Attachment:
     filename: str
     content: bytes = field(repr=False)
     content_id: str | None = None
+
+
+# An attachment given as the path of a file, read here.
+Attachable = Attachment | os.PathLike[str]
 
 
 def send_email(
@@ -104,8 +110,8 @@ def _queue(
     cc: Iterable[AddressLike],
     bcc: Iterable[AddressLike],
     reply_to: str | None = None,
-    attachments: Sequence[Attachment] = (),
-    embedded_images: Sequence[Attachment] = (),
+    attachments: Sequence[Attachable] = (),
+    embedded_images: Sequence[Attachable] = (),
     extended_headers: dict[str, str] | None = None,
     campaign_code: str | None = None,
     campaign_name: str | None = None,
@@ -118,7 +124,9 @@ def _queue(
 ) -> str:
     """``campaign`` takes the other XSmtpAPI options: header, footer, click_tracking,
     view_tracking, priority (1–5), schedule (a timezone-aware datetime), campaign_report,
-    skip_dynamic_fields."""
+    skip_dynamic_fields. ``attachments`` and ``embedded_images`` take an ``Attachment``
+    or the path of a regular file."""
+    attached = [_attachment(a, "attachments") for a in attachments]
     xsmtp = {
         **(campaign or {}),
         "campaign_code": campaign_code,
@@ -126,7 +134,8 @@ def _queue(
         "dynamic_fields": dynamic_fields or {},
     }
     embedded = [
-        Attachment(p.filename, p.content, p.content_id or p.filename) for p in embedded_images
+        Attachment(p.filename, p.content, p.content_id or p.filename)
+        for p in (_attachment(e, "embedded_images") for e in embedded_images)
     ]
     payload = validate(
         model,
@@ -139,22 +148,45 @@ def _queue(
         reply_to=reply_to,
         charset=charset,
         extended_headers=extended_headers or {},
-        attachments=[Part.of(p.filename, p.content, p.content_id) for p in attachments],
+        attachments=[Part.of(p.filename, p.content, p.content_id) for p in attached],
         embedded_images=[Part.of(p.filename, p.content, p.content_id) for p in embedded],
         campaign=xsmtp if any(v for v in xsmtp.values()) else None,
     )
     parts: PartBytes = {
-        "attachment": [p.content for p in attachments],
+        "attachment": [p.content for p in attached],
         "embedded": [p.content for p in embedded],
     }
     return enqueue(kind, payload, account, priority, idempotency_key, extras=parts)
 
 
-def _address(value: AddressLike) -> dict[str, str | None]:
+def _address(value: AddressLike) -> dict[str, str] | str:
+    """A string is parsed by the payload, strictly: exactly one address."""
     if isinstance(value, dict):
         return dict(value)
     if isinstance(value, tuple):
         name, email = value
         return {"name": name, "email": email}
-    name, email = parseaddr(value)
-    return {"name": name or None, "email": email or value}
+    return value
+
+
+def _attachment(item: Attachable, field: str) -> Attachment:
+    """An attachment, or the file at a path: a regular file within the size limit, checked
+    before a byte is read (a FIFO would block, /dev/zero never end)."""
+    if isinstance(item, Attachment):
+        return item
+    path = Path(item)
+    too_big = InvalidJob({field: f"{path} is over the limit of {MAX_TOTAL_BYTES} bytes"})
+    try:
+        # Non-blocking: a FIFO opens without waiting for a writer, and is refused below.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            status = os.fstat(file.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise InvalidJob({field: f"{path} is not a regular file"})
+            if status.st_size > MAX_TOTAL_BYTES:
+                raise too_big
+            content = file.read(MAX_TOTAL_BYTES + 1)  # bounded: it may have grown since
+    except OSError as exc:
+        raise InvalidJob({field: f"{path}: {exc.strerror}"}) from None
+    if len(content) > MAX_TOTAL_BYTES:
+        raise too_big
+    return Attachment(path.name, content)

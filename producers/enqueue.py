@@ -10,6 +10,7 @@ in the application's transaction instead, and published once that commits.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,11 +26,13 @@ from producers.errors import (
     InvalidJob,
     NotGsmWarning,
 )
+from worker.app import check_broker
 from worker.engine.clients import variable
 from worker.engine.kind import FieldError, Payload
 from worker.engine.submit import Item, submit
 from worker.errors import ConfigurationError
 from worker.jobs import list_credentials
+from worker.jobs.fields import has_control
 from worker.jobs.list_secret import ManageListSecret, Operation
 from worker.jobs.registry import KINDS
 from worker.jobs.sms import SendSms
@@ -39,6 +42,8 @@ from worker.publish import publish
 from worker.settings import DEFAULT_ACCOUNT, get_settings
 
 P = TypeVar("P", bound=Payload)
+# A job is a request, not a store: bytes go beside it (``extras``), lists to imports.
+MAX_PAYLOAD_BYTES = 512 * 2**10
 
 
 def send_sms(
@@ -136,10 +141,12 @@ def enqueue(
     bytes).
     """
     settings = get_settings()
+    check_broker(settings)  # refused before anything is written, not after the commit
     if kind not in KINDS:
         raise InvalidJob({"kind": f"unknown job kind; known: {', '.join(sorted(KINDS))}"})
     model = KINDS[kind].payload
     data = payload if type(payload) is model else validate(model, **dict(payload))
+    _within_size(data)
     try:
         settings.account(account)
     except ConfigurationError as exc:
@@ -148,6 +155,8 @@ def enqueue(
         raise InvalidJob({"priority": "must be from 0 (most urgent) to 9"})
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidJob({"idempotency_key": "must be 1 to 200 characters"})
+    if idempotency_key is not None and has_control(idempotency_key):
+        raise InvalidJob({"idempotency_key": "must not contain a control character"})
     collected = _collecting.get()
     if collected is not None:  # a bulk submission: checked here, written with the rest
         collected.append(Item(KINDS[kind], data, account, priority, idempotency_key, extras))
@@ -204,6 +213,17 @@ def validate(model: type[P], **fields: Any) -> P:
             name = ".".join(str(part) for part in error["loc"]) or "payload"
             errors.setdefault(name, error["msg"].removeprefix("Value error, "))
         raise InvalidJob(errors) from None
+
+
+def _within_size(payload: Payload) -> None:
+    """Refuses a payload over MAX_PAYLOAD_BYTES of JSON, naming its largest field."""
+    size = len(payload.model_dump_json().encode())
+    if size > MAX_PAYLOAD_BYTES:
+        fields = payload.model_dump(mode="json")
+        largest = max(fields, key=lambda name: len(json.dumps(fields[name])))
+        raise InvalidJob(
+            {largest: f"makes the job {size} bytes of JSON; at most {MAX_PAYLOAD_BYTES}"}
+        )
 
 
 def _guid_obtainable(account: str, list_id: int) -> bool:

@@ -35,7 +35,9 @@ from flask import Flask, current_app, has_app_context
 
 import producers.enqueue as enqueueing
 from producers import campaigns, console, email, imports, lists, messages
+from worker.app import check_broker
 from worker.engine.submit import UnitOfWork, joining, same_ledger, session_unit
+from worker.ledger.crypto import secret_box
 from worker.settings import get_settings, settings_from, use_settings
 
 if TYPE_CHECKING:
@@ -86,8 +88,14 @@ class MailUpJobs:
     def init_app(self, app: Flask) -> None:
         """Make ``app.config``'s settings the process's: its ``MAILUP_JOBS_*`` and
         ``MAILUP_*`` keys, named as the environment variables are (the environment gives
-        what they leave out). One ConfigurationError names a missing or malformed one."""
+        what they leave out). One ConfigurationError names a missing or malformed one, or
+        what a shared ledger lacks (MAILUP_JOBS_SECRET_KEY, MAILUP_JOBS_BROKER_URL)."""
         settings = settings_from({k: v for k, v in app.config.items() if k.startswith("MAILUP_")})
+        # Refused here rather than by every request that queues a job (an SQLite ledger's key
+        # is made at its first use: nothing to check).
+        check_broker(settings)
+        if settings.ledger_is_shared:
+            secret_box(settings)
         use_settings(lambda: settings)
         app.extensions[EXTENSION] = _AppState()
 

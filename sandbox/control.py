@@ -178,7 +178,8 @@ def build_router(sb: Sandbox) -> Router:
 
     @router.route("POST", r"/trusted-senders/confirm")
     def confirm_sender(req: Request) -> Reply:
-        return _found(sb.confirm_trusted_sender, str(_body(req)["email"]))
+        body = _body(req)
+        return _found(sb.confirm_trusted_sender, str(body.pop("email")), **body)
 
     @router.route("POST", r"/trusted-senders/block")
     def block_sender(req: Request) -> Reply:
@@ -223,6 +224,20 @@ def build_router(sb: Sandbox) -> Router:
     def set_sending_duration(req: Request) -> Reply:
         sb.set_sending_duration(_body(req)["duration"])
         return get_sending_duration(req)
+
+    @router.route("GET", r"/sendings/listing-delay")
+    def get_listing_delay(req: Request) -> Reply:
+        with sb.state.lock:
+            return Reply(200, {"delay": sb.state.listing_delay})
+
+    @router.route("POST", r"/sendings/listing-delay")
+    def set_listing_delay(req: Request) -> Reply:
+        sb.set_listing_delay(_body(req)["delay"])
+        return get_listing_delay(req)
+
+    @router.route("POST", r"/messages/(?P<message_id>\d+)/send-elsewhere")
+    def send_elsewhere(req: Request) -> Reply:
+        return _found(sb.send_elsewhere, int(req.params["message_id"]))
 
     @router.route("GET", r"/emails")
     def emails(req: Request) -> Reply:

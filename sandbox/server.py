@@ -54,7 +54,6 @@ from sandbox.state import (
     IMMEDIATE,
     LIST_DEFAULTS,
     SENDING_STATES,
-    STATUS_CODES,
     STOPPED,
     SUBSCRIPTION_STATUSES,
     Account,
@@ -69,6 +68,7 @@ from sandbox.state import (
     TrustedSender,
     jsonable,
     recipient_problem,
+    trusted,
     utcnow,
 )
 
@@ -282,10 +282,11 @@ class Sandbox:
     def add_trusted_sender(
         self, email: str, status_code: int = 0, account_id: int = DEFAULT_ACCOUNT_ID
     ) -> dict[str, Any]:
-        """Trust ``email`` with ``status_code`` (0, 1 or 2) unless the account already has it
-        (any case): then it is answered unchanged. No verification email, no API call."""
-        if type(status_code) is not int or status_code not in STATUS_CODES:
-            raise ValueError(f"status_code must be one of {STATUS_CODES}")
+        """Trust ``email`` with ``status_code`` (0 not confirmed, 2 blocked, any other code
+        trusted: 1, or one of the codes the doc does not list) unless the account already has
+        it (any case): then it is answered unchanged. No verification email, no API call."""
+        if type(status_code) is not int or status_code < 0:
+            raise ValueError("status_code must be an integer >= 0")
         with self.state.lock:
             if account_id not in self.state.accounts:
                 raise KeyError(f"unknown account {account_id}")
@@ -293,14 +294,17 @@ class Sandbox:
             if sender is None:
                 sender = self.state.trust_sender(account_id, email)
                 sender.status_code = status_code
-                sender.authorized = sender.created if status_code == CONFIRMED else None
+                sender.authorized = sender.created if trusted(status_code) else None
             return jsonable(sender)
 
-    def confirm_trusted_sender(self, email: str) -> dict[str, Any]:
-        """As if the owner clicked the verification link: StatusCode 1, AuthorizationDate now."""
+    def confirm_trusted_sender(self, email: str, status_code: int = CONFIRMED) -> dict[str, Any]:
+        """As if the owner clicked the verification link: AuthorizationDate now, and the
+        StatusCode MailUp's checks then give, 1 or another trusted one (neither 0 nor 2)."""
+        if type(status_code) is not int or status_code < 0 or not trusted(status_code):
+            raise ValueError("status_code must be a trusted one: an integer >= 0, not 0 or 2")
         with self.state.lock:
             sender = self._sender(email)
-            sender.status_code, sender.authorized = CONFIRMED, utcnow()
+            sender.status_code, sender.authorized = status_code, utcnow()
             sender.updated = sender.authorized
             return jsonable(sender)
 
@@ -506,6 +510,21 @@ class Sandbox:
             raise ValueError("duration must be a number of seconds >= 0")
         with self.state.lock:
             self.state.sending_duration = float(seconds)
+
+    def set_listing_delay(self, seconds: float) -> None:
+        """Seconds a new sending is listed nowhere, queues or history (MailUp verifying it),
+        for sendings made from now on."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError("delay must be a number of seconds >= 0")
+        with self.state.lock:
+            self.state.listing_delay = float(seconds)
+
+    def send_elsewhere(self, message_id: int) -> dict[str, Any]:
+        """Send the message to its list now, as another application of the account would."""
+        with self.state.lock:
+            if message_id not in self.state.messages:
+                raise KeyError(f"unknown message {message_id}")
+            return _sending_view(sendings.send_elsewhere(self.state, message_id))
 
     def _known_list(self, list_id: int) -> MailingList:
         mlist = self.state.lists.get(list_id)

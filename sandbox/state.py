@@ -57,7 +57,6 @@ DEFAULT_SMTP_SECRET = "sandbox-smtp-secret"
 DEFAULT_TRUSTED_SENDER = "sender@example.com"
 
 NOT_CONFIRMED, CONFIRMED, BLOCKED = 0, 1, 2  # trusted sender StatusCode
-STATUS_CODES = (NOT_CONFIRMED, CONFIRMED, BLOCKED)
 ACCOUNT_STATUSES = ("active", "suspended", "deleted")
 DEFAULT_MAX_PAGE_SIZE = 20  # the PageSize of every paged example in the docs
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -135,6 +134,12 @@ def list_guid(list_id: int) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)  # MailUp shows whole seconds
+
+
+def trusted(status_code: int) -> bool:
+    """Doc 004: any StatusCode but 0 is trusted (2 is one disabled); those past 2 come of
+    MailUp's checks after the click, and the doc lists none of them."""
+    return status_code not in (NOT_CONFIRMED, BLOCKED)
 
 
 def random_token(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
@@ -420,6 +425,11 @@ class Sending:
     started: datetime | None = None  # when it entered the Immediate queue
     finishes: datetime | None = None  # started + the sending_duration of then
     ended: datetime | None = None  # when it finished or was stopped
+    # Until then it is listed nowhere, queues or history: MailUp still verifying it.
+    listed_from: datetime | None = None
+
+    def listed(self, now: datetime) -> bool:
+        return self.listed_from is None or self.listed_from <= now
 
     @property
     def sent(self) -> int:
@@ -453,6 +463,9 @@ class SandboxState:
     tags: dict[int, Tag] = field(default_factory=dict)
     sendings: dict[int, Sending] = field(default_factory=dict)
     sending_duration: float = DEFAULT_SENDING_DURATION  # seconds, from entering Immediate
+    # Seconds a new sending is listed nowhere (doc 003: "every time an item is processed, it
+    # starts a verification process that requires some seconds").
+    listing_delay: float = 0.0
     # The next id of each kind of thing; MailUp numbers them per account, the sandbox globally
     # (an account still sees its own ids grow, with gaps where another account's went).
     next_ids: dict[str, int] = field(default_factory=dict)

@@ -171,9 +171,14 @@ class Env:
 
 @pytest.fixture
 def env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, ledger_url: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: Sandbox,
+    ledger_url: str,
 ) -> Iterator[Env]:
-    """Settings for a system whose MailUp is the sandbox, on the ledger under test."""
+    """Settings for a system whose MailUp is the sandbox, on the ledger under test: a shared
+    one (PostgreSQL) with a Redis broker, as the filesystem broker is refused there."""
     for name in list(os.environ):
         if name.startswith("MAILUP_"):
             monkeypatch.delenv(name)
@@ -187,6 +192,8 @@ def env(
         MAILUP_JOBS_BACKOFF_BASE=0.2,
         MAILUP_JOBS_BACKOFF_CAP=1,
     )
+    if not ledger_url.startswith("sqlite"):
+        environment.set(MAILUP_JOBS_BROKER_URL=request.getfixturevalue("redis_broker"))
     yield environment
     get_settings.cache_clear()
 

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
 from producers.audit import get_job
 from worker.engine import clients, runner
+from worker.engine.kind import JobContext
 from worker.jobs.registry import KINDS
+from worker.ledger import store
 from worker.ledger.db import transaction
 from worker.ledger.models import Job, utcnow
 from worker.settings import get_settings
+
+if TYPE_CHECKING:
+    from tests.conftest import Env
 
 
 @dataclass
@@ -47,6 +55,16 @@ def make_due(job_id: str) -> None:
         )
 
 
+def die_after_claim(job_id: str, *, opened_call: bool) -> None:
+    """What a worker leaves behind when SIGKILLed after its claim (lease already over)."""
+    settings = get_settings()
+    with transaction(settings.ledger_url) as session:
+        claim = store.claim(session, job_id, worker="dead/1", lease_seconds=-1)
+    assert claim is not None
+    if opened_call:
+        JobContext(settings, claim, "dead/1").calling()
+
+
 def job(job_id: str) -> dict[str, Any]:
     found = get_job(job_id)
     assert found is not None
@@ -62,3 +80,14 @@ def statuses(job_ids: list[str]) -> dict[str, str]:
     with transaction(get_settings().ledger_url) as session:
         rows = session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids)))
         return {row.id: row.status for row in rows}
+
+
+def mailup_jobs(env: Env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`mailup-jobs ARGS` as an operator runs it: a process of its own, the test's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "producers.cli", *args],
+        env={**os.environ, **env.values},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -4,9 +4,6 @@ first."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +18,7 @@ from producers.audit import sent_to
 from producers.bulk import enqueue_many, send_email_many, send_sms_many
 from sandbox.server import Sandbox
 from tests.conftest import Env, Process, wait_for
-from tests.helpers import Recorder, job, job_count, statuses
+from tests.helpers import Recorder, job, job_count, mailup_jobs, statuses
 from worker.engine import clients, runner
 from worker.jobs.registry import KINDS
 from worker.ledger import store
@@ -159,21 +156,11 @@ def test_a_worker_runs_bulk_batches_and_an_otp_goes_before_the_backlog(
     assert len(recipients) == len(set(recipients)) == 601  # each once
 
 
-def _cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "producers.cli", *args],
-        env={**os.environ, **env.values},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_sms_from_a_csv_file_one_job_a_row(env: Env, tmp_path: Path) -> None:
     rows = ["to,name,campaign_code"] + [f"+39335{n:07d},Ada{n},spring" for n in range(1500)]
     (tmp_path / "people.csv").write_text("\n".join(rows) + "\n")
 
-    done = _cli(
+    done = mailup_jobs(
         env,
         "enqueue",
         "sms",
@@ -198,7 +185,7 @@ def test_a_bad_row_names_its_line_and_nothing_is_queued(env: Env, tmp_path: Path
     rows = ["to", "+393350000001", "3350000002", "+393350000003"]
     (tmp_path / "people.csv").write_text("\n".join(rows) + "\n")
 
-    done = _cli(
+    done = mailup_jobs(
         env,
         "enqueue",
         "sms",

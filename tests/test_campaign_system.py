@@ -110,3 +110,25 @@ def test_two_stops_within_30_s_go_one_turn_apart_and_neither_fails(
     assert [c["http_status"] for c in calls] == [200, 200]  # no 429: the turn was waited for
     assert calls[1]["time"] - calls[0]["time"] >= 30
     assert {s["state"] for s in sandbox.sendings()} == {"Stopped"}
+
+
+def test_a_lost_answer_with_the_sending_listed_25_s_late_makes_one_sending(
+    env: Env, broker: str, sandbox: Sandbox, spawn: Callable[..., Process]
+) -> None:
+    sandbox.set_sending_duration(120)
+    sandbox.add_recipient(1, "ada@example.com")
+    spawn("worker", "-c", "2")
+    message = _message(env)
+    sandbox.set_listing_delay(25)  # MailUp verifying the new sending: listed nowhere
+    sandbox.force(504, operation="send_list", after_processing=True)
+
+    job_id = cli(env, "enqueue", "campaign", "--message-id", message, "--list-id", "1").strip()
+    looking = wait_for(lambda: (j := show(env, job_id))["last_error"] and j, 20, job_id)
+    assert looking["status"] in ("retrying", "queued")
+    assert "looking at MailUp" in looking["last_error"]
+    sent = _done(env, job_id, timeout=120)
+
+    [made] = sandbox.sendings()
+    assert sent["status"] == "succeeded", sent["last_error"]
+    assert (sent["outcome"]["sending_id"], sent["outcome"]["reconciled"]) == (made["id"], True)
+    assert len([e for e in sandbox.journal() if e["operation"] == "send_list"]) == 1

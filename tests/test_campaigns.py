@@ -16,11 +16,13 @@ from producers.campaigns import (
     cancel_schedule,
     delete_sending,
     list_schedules,
+    list_sendings,
     schedule_campaign,
     send_campaign,
     sending_details,
     stop_sending,
 )
+from producers.console import list_trusted_senders
 from producers.errors import TransactionalIsBetterWarning
 from producers.lists import create_group
 from producers.messages import create_message
@@ -30,7 +32,7 @@ from tests.helpers import Recorder, job, job_count, make_due, run_once
 from worker.engine.clients import console_client
 from worker.jobs import schedules, sendings
 from worker.ledger.db import connection
-from worker.ledger.models import CampaignSend
+from worker.ledger.models import Creation, utcnow
 from worker.mailup.sendings import Audience, Sendings, SendOptions
 from worker.settings import get_settings
 
@@ -84,12 +86,10 @@ def test_a_list_send_with_group_filters_records_the_sending_and_each_unprocessed
     assert made["recipients"] == ["ada@example.com"]
     assert outcome["unprocessed_recipients"] == ["bob@example.com"]
     assert outcome["invalid_recipients"] == [] and outcome["reconciled"] is False
-    # Who was not sent it, and why: a row each, with MailUp's reason
+    # Who was not sent it: a row each (MailUp's answer gives bare addresses, no reason)
     details = sending_details(made["id"])
     assert details is not None and details["job_id"] == job_id
-    assert details["unprocessed_recipients"] == [
-        {"email": "bob@example.com", "reason": "trial account"}
-    ]
+    assert details["unprocessed_recipients"] == [{"email": "bob@example.com", "reason": ""}]
     assert [s["state"] for s in details["states"]] == ["Immediate"]
 
 
@@ -105,47 +105,169 @@ def test_one_recipient_send_warns_that_the_transactional_api_is_the_better_tool(
     assert sandbox.sendings()[0]["recipients"] == []
 
 
+def _verified(job_id: str) -> str | None:
+    """Run the job until it stops looking at MailUp (each look made due at once)."""
+    while True:
+        make_due(job_id)
+        status = run_once(job_id)
+        if status not in ("retrying", "queued"):
+            return status
+
+
+def test_the_same_message_sent_twice_makes_two_sendings_each_jobs_own(
+    sandbox: Sandbox, env: Env, audience: dict[str, int]
+) -> None:
+    sandbox.set_sending_duration(0.05)  # the first is only in the SendHistory (no Id) by then
+    first = send_campaign(audience["message"], list_id=1)
+    assert run_once(first) == "succeeded"
+    time.sleep(0.2)
+    second = send_campaign(audience["message"], list_id=1)
+    assert run_once(second) == "succeeded"
+
+    made = [s["id"] for s in sandbox.sendings()]
+    ids = [job(j)["outcome"]["sending_id"] for j in (first, second)]
+    assert ids == made and len(set(ids)) == 2
+    assert [job(j)["outcome"]["reconciled"] for j in (first, second)] == [False, False]
+
+
 def test_a_send_applied_but_whose_answer_was_lost_is_reconciled_not_sent_again(
     sandbox: Sandbox, env: Env, audience: dict[str, int]
 ) -> None:
     sandbox.force(504, operation="send_list", after_processing=True)
 
     job_id = send_campaign(audience["message"], list_id=1)
-    assert run_once(job_id) == "succeeded"
+    assert run_once(job_id) == "succeeded"  # its first look, at once, found it
 
     [made] = sandbox.sendings()
     outcome = job(job_id)["outcome"]
     assert outcome["sending_id"] == made["id"] and outcome["reconciled"] is True
+    # Nobody knows whom it skipped: null, not "nobody".
+    assert outcome["invalid_recipients"] is None and outcome["unprocessed_recipients"] is None
     assert len(_sends(sandbox)) == 1
     assert sending_details(made["id"])["job_id"] == job_id  # type: ignore[index]
 
 
-def test_a_send_lost_before_mailup_applied_it_is_sent_once(
+def test_a_sending_listed_late_is_found_within_the_window_and_not_sent_again(
     sandbox: Sandbox, env: Env, audience: dict[str, int]
 ) -> None:
+    sandbox.set_listing_delay(5)  # MailUp still verifying the new sending
+    sandbox.set_sending_duration(60)  # still queued when listed: found with its Id
+    sandbox.force(504, operation="send_list", after_processing=True)
+
+    job_id = send_campaign(audience["message"], list_id=1)
+    assert run_once(job_id) == "retrying"  # its call's outcome unknown: it looks again later
+    assert "looking at MailUp for a sending of message" in job(job_id)["last_error"]
+    make_due(job_id)
+    assert run_once(job_id) == "queued"  # looked, nothing listed yet: no attempt spent
+    time.sleep(5)
+    assert _verified(job_id) == "succeeded"
+
+    [made] = sandbox.sendings()
+    assert job(job_id)["outcome"]["sending_id"] == made["id"]
+    assert len(_sends(sandbox)) == 1
+
+
+def test_a_sending_that_left_the_queues_before_it_was_seen_is_recorded_without_an_id(
+    sandbox: Sandbox, env: Env, audience: dict[str, int]
+) -> None:
+    sandbox.set_sending_duration(0.05)
+    sandbox.force(504, operation="send_list", after_processing=True)
+
+    sandbox.set_listing_delay(3)
+    job_id = send_campaign(audience["message"], list_id=1)
+    assert run_once(job_id) == "retrying"
+    time.sleep(3.1)  # listed now, and finished: only the SendHistory shows it, with no Id
+    assert _verified(job_id) == "succeeded"
+
+    outcome = job(job_id)["outcome"]
+    assert outcome["sending_id"] is None and outcome["reconciled"] is True
+    assert "SendHistory" in outcome["note"]
+    assert len(_sends(sandbox)) == 1
+    [listed] = list_sendings(state="finished")  # and `sendings list` says so
+    assert (listed["sending_id"], listed["job_id"]) == (None, job_id)
+    assert listed["message_id"] == audience["message"] and "no Id" in listed["note"]
+
+
+def test_a_lost_answer_with_nothing_made_is_in_doubt_when_the_window_ends_never_sent_again(
+    sandbox: Sandbox, env: Env, audience: dict[str, int]
+) -> None:
+    env.set(MAILUP_JOBS_VERIFY_WINDOW=0.5)
     sandbox.force(502, operation="send_list")  # a gateway's answer: the request never got in
 
     job_id = send_campaign(audience["message"], list_id=1)
     assert run_once(job_id) == "retrying"
-    assert sandbox.sendings() == []
-    make_due(job_id)
-    assert run_once(job_id) == "succeeded"
+    time.sleep(0.6)
+    assert _verified(job_id) == "in_doubt"
+
+    found = job(job_id)
+    assert found["last_error_code"] == "creation_not_found"
+    assert "HTTP 502" in found["last_error"] or "502" in found["last_error"]
+    assert sandbox.sendings() == [] and len(_sends(sandbox)) == 1
+
+
+def test_at_least_once_sends_again_once_the_window_ends_with_nothing_found(
+    sandbox: Sandbox, env: Env, audience: dict[str, int]
+) -> None:
+    env.set(
+        MAILUP_JOBS_VERIFY_WINDOW=0.5, MAILUP_JOBS_DELIVERY='{"campaign_send": "at_least_once"}'
+    )
+    sandbox.force(502, operation="send_list")
+
+    job_id = send_campaign(audience["message"], list_id=1)
+    assert run_once(job_id) == "retrying"
+    time.sleep(0.6)
+    assert _verified(job_id) == "succeeded"
 
     [made] = sandbox.sendings()
     assert job(job_id)["outcome"]["sending_id"] == made["id"]
-    assert len(_sends(sandbox)) == 2 and len(job(job_id)["attempts"]) == 2
+    assert len(_sends(sandbox)) == 2
+
+
+def test_a_429_while_another_application_sends_the_message_ends_with_the_jobs_own_sending(
+    sandbox: Sandbox, env: Env, audience: dict[str, int]
+) -> None:
+    sandbox.force(429, operation="send_list")  # proves nothing was made: no looking for it
+
+    job_id = send_campaign(audience["message"], list_id=1)
+    assert run_once(job_id) == "retrying"
+    theirs = sandbox.send_elsewhere(audience["message"])["id"]
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+
+    outcome = job(job_id)["outcome"]
+    assert outcome["sending_id"] != theirs and outcome["reconciled"] is False
+    assert {s["id"] for s in sandbox.sendings()} == {theirs, outcome["sending_id"]}
+
+
+def test_another_applications_sending_during_the_window_cannot_be_told_apart(
+    sandbox: Sandbox, env: Env, audience: dict[str, int]
+) -> None:
+    sandbox.force(504, operation="send_list", after_processing=True)
+    sandbox.set_listing_delay(3)
+    sandbox.set_sending_duration(0.05)  # both only in the SendHistory, maybe the same second
+
+    job_id = send_campaign(audience["message"], list_id=1)
+    assert run_once(job_id) == "retrying"
+    sandbox.send_elsewhere(audience["message"])
+    time.sleep(3.5)
+    assert _verified(job_id) == "in_doubt"
+
+    found = job(job_id)
+    assert found["last_error_code"] == "creation_unclear" and "2 candidates" in found["last_error"]
+    assert len(_sends(sandbox)) == 1
 
 
 def _crashed_mid_call(sandbox: Sandbox, job_id: str, message_id: int, made: int) -> None:
-    """What a worker killed mid-call leaves: the job's snapshot, and ``made`` new sendings
-    on MailUp that its call (and perhaps another's) made."""
+    """What a worker killed mid-call leaves: the job's record of the message's sendings
+    before its call, and ``made`` new sendings on MailUp that its call (and perhaps
+    another's) made."""
     settings = get_settings()
     mailup = Sendings(console_client(settings, "default"))
-    known = sorted(mailup.sending_ids(1, message_id))
+    before = [f"sending:{s.id}" for s in mailup.queued() if s.message_id == message_id]
     with connection(settings.ledger_url) as db:
         db.execute(
-            insert(CampaignSend).values(
-                job_id=job_id, account="default", message_id=message_id, known_sendings=known
+            insert(Creation).values(
+                job_id=job_id, account="default", before=before, left_at=utcnow(), looks=0
             )
         )
     for _ in range(made):
@@ -176,19 +298,51 @@ def test_two_new_sendings_cannot_be_told_apart_and_the_job_is_in_doubt(
 
     assert run_once(job_id) == "in_doubt"
     found = job(job_id)
-    assert found["last_error_code"] == "sending_unclear" and "2 new sendings" in found["last_error"]
+    assert found["last_error_code"] == "creation_unclear" and "2 candidates" in found["last_error"]
     assert len(sandbox.sendings()) == 2
 
 
-def test_mailups_documented_500_is_not_sent_again(sandbox: Sandbox, env: Env) -> None:
-    message = _message(list_id=3)  # list 3 has no sender: MailUp answers 500
+def test_a_sender_with_a_status_code_mailups_doc_does_not_list_is_trusted(
+    sandbox: Sandbox, env: Env, audience: dict[str, int]
+) -> None:
+    sandbox.add_trusted_sender("news@example.com", status_code=3)  # doc 004: not 0, trusted
+    list_trusted_senders(refresh=True)  # the ledger reads MailUp's
+
+    job_id = send_campaign(
+        audience["message"], list_id=1, sender_name="News", sender_address="news@example.com"
+    )
+    assert run_once(job_id) == "succeeded", job(job_id)["last_error"]
+    [made] = sandbox.sendings()
+    assert made["sender_address"] == "news@example.com"
+
+
+def test_a_list_without_a_sender_is_refused_before_mailup_answers_500(
+    sandbox: Sandbox, env: Env
+) -> None:
+    message = _message(list_id=3)  # list 3 has no sender: MailUp would answer 500
 
     job_id = send_campaign(message, list_id=3)
     assert run_once(job_id) == "failed"
 
     found = job(job_id)
-    assert found["last_error_code"] == "500" and "no sender" in found["last_error"]
-    assert "List 3 has no sender name" in found["last_error"]  # MailUp's own words
+    assert found["last_error_code"] == "list_has_no_sender" and "list 3" in found["last_error"]
+    assert _sends(sandbox) == [] and sandbox.sendings() == []
+
+
+def test_a_500_that_made_nothing_is_in_doubt_with_mailups_words_never_sent_again(
+    sandbox: Sandbox, env: Env, audience: dict[str, int]
+) -> None:
+    env.set(MAILUP_JOBS_VERIFY_WINDOW=0.3)
+    sandbox.force(500, "500", description="Something went wrong.", operation="send_list")
+
+    job_id = send_campaign(audience["message"], list_id=1)
+    assert run_once(job_id) == "retrying"
+    time.sleep(0.4)
+    assert _verified(job_id) == "in_doubt"
+
+    found = job(job_id)
+    assert found["last_error_code"] == "creation_not_found"
+    assert "Something went wrong." in found["last_error"]  # MailUp's own words
     assert found["attempts"][0]["http_status"] == 500
     assert len(_sends(sandbox)) == 1 and sandbox.sendings() == []
 

@@ -19,8 +19,10 @@ from producers.console import (
 )
 from sandbox.server import Sandbox
 from tests.conftest import Env
-from tests.helpers import job, make_due, run_once
+from tests.helpers import Recorder, die_after_claim, job, make_due, run_once
+from worker.engine import sweeper
 from worker.jobs import trusted_senders
+from worker.jobs.registry import requeue_if_called
 from worker.ledger.db import transaction
 from worker.ledger.models import TrustedSenderChange
 from worker.settings import get_settings
@@ -106,6 +108,49 @@ def test_a_reset_password_is_stored_encrypted(sandbox: Sandbox, env: Env) -> Non
     with transaction(get_settings().ledger_url) as session:
         raw = session.connection().exec_driver_sql("SELECT password_encrypted FROM smtp_users")
         assert new not in str(list(raw))
+
+
+@pytest.mark.parametrize("loss", ["500", "502", "504", "dropped"])
+def test_a_reset_whose_answer_is_lost_is_reset_again_and_its_password_sends(
+    sandbox: Sandbox, env: Env, loss: str
+) -> None:
+    from producers import send_email
+
+    # Given MailUp resets the password (the old one is now invalid), then the answer is lost
+    env.set(MAILUP_SMTP_SECRET="")  # nothing in settings: only the stored password can send
+    trusted_senders.sync(get_settings(), "default")  # the OAuth2 token first
+    if loss == "dropped":
+        sandbox.set_faults(drop_after_rate=1.0)
+    else:
+        sandbox.force(int(loss), operation="smtpplus_reset", after_processing=True)
+    job_id = reset_smtp_password(list_id=1, username="s1234_1")
+
+    # Then the job resets again rather than wait in doubt, and keeps the last password
+    assert run_once(job_id) == "retrying"
+    sandbox.set_faults()
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+    assert [a["outcome"] for a in job(job_id)["attempts"]] == ["unknown", "succeeded"]
+    assert len(sandbox.journal(operation="smtpplus_reset", processed=True)) == 2
+    last = {u["username"]: u for u in sandbox.smtp_users()}["s1234_1"]["secret"]
+    assert smtp_password("s1234_1") == last
+
+    email = send_email(sender="sender@example.com", to=["a@example.com"], subject="s", text="t")
+    assert run_once(email) == "succeeded"
+    assert [e["secret_valid"] for e in sandbox.journal(operation="send_message")] == [True]
+
+
+def test_a_reset_whose_worker_died_mid_call_is_reset_again(sandbox: Sandbox, env: Env) -> None:
+    job_id = reset_smtp_password(list_id=1, username="s1234_1")
+    die_after_claim(job_id, opened_call=True)
+
+    settings = get_settings()
+    report = sweeper.sweep(settings, Recorder(), requeue_if_called=requeue_if_called(settings))
+
+    assert (report.requeued, report.in_doubt) == (1, 0)
+    assert run_once(job_id) == "succeeded"
+    last = {u["username"]: u for u in sandbox.smtp_users()}["s1234_1"]["secret"]
+    assert smtp_password("s1234_1") == last
 
 
 def test_operators_read_priorities_and_user_status(sandbox: Sandbox, env: Env) -> None:

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -171,6 +173,15 @@ def test_flower_starts_with_flowers_oauth_settings_and_sends_visitors_to_log_in(
     assert answer.headers["Location"].startswith("/login")
 
 
+OAUTH = {
+    "FLOWER_AUTH_PROVIDER": "flower.views.auth.GoogleAuth2LoginHandler",
+    "FLOWER_AUTH": ".*@example.com",
+    "FLOWER_OAUTH2_KEY": "flower-client",
+    "FLOWER_OAUTH2_SECRET": "oauth-secret-1",
+    "FLOWER_OAUTH2_REDIRECT_URI": "http://127.0.0.1/login",
+}
+
+
 def _flower_refusal(tmp_path: Path, args: list[str], settings: dict[str, str]) -> str:
     """Run `mailup-jobs flower ARGS` with only ``settings``; assert it refuses in one line."""
     inherited = {
@@ -198,6 +209,10 @@ def _flower_refusal(tmp_path: Path, args: list[str], settings: dict[str, str]) -
         # Flower's OAuth half given
         ([], {"FLOWER_AUTH_PROVIDER": "x", "FLOWER_AUTH": ".*@example.com"}, "FLOWER_OAUTH2_KEY"),
         (["--auth=.*@example.com"], {"FLOWER_AUTH_PROVIDER": "x"}, "FLOWER_OAUTH2_KEY"),
+        # Flower's OAuth given, one of its settings empty
+        (["--auth="], {**OAUTH, "FLOWER_AUTH": ""}, "--auth: empty"),
+        (["--oauth2-key= "], OAUTH, "--oauth2-key: empty"),
+        ([], {**OAUTH, "FLOWER_OAUTH2_KEY": "  "}, "FLOWER_OAUTH2_KEY: not set"),
     ],
 )
 def test_flower_refuses_to_start_without_a_login(
@@ -207,6 +222,7 @@ def test_flower_refuses_to_start_without_a_login(
 
     assert error.startswith("mailup-jobs flower: cannot start: ")
     assert named in error
+    assert OAUTH["FLOWER_OAUTH2_SECRET"] not in error
 
 
 @pytest.mark.parametrize(
@@ -232,8 +248,49 @@ def test_flower_refuses_a_secret_on_its_command_line(
     assert secret not in error
 
 
-def test_a_malformed_flower_login_is_named_and_not_repeated(tmp_path: Path) -> None:
-    error = _flower_refusal(tmp_path, [], {"MAILUP_JOBS_FLOWER_AUTH": "ops-without-password"})
+@pytest.mark.parametrize(
+    "login", ["ops-without-password", ":", "ops:", ":hunter2", " : ", "ops:hunter2,"]
+)
+def test_a_malformed_flower_login_is_named_and_not_repeated(tmp_path: Path, login: str) -> None:
+    error = _flower_refusal(tmp_path, [], {"MAILUP_JOBS_FLOWER_AUTH": login})
 
     assert "MAILUP_JOBS_FLOWER_AUTH" in error and "user:password" in error
-    assert "ops-without-password" not in error
+    assert "ops-without-password" not in error and "hunter2" not in error
+
+
+def listening_address(home: Path, port: int, *args: str, **settings: str) -> str:
+    """The address `mailup-jobs ARGS` (a server on ``port``) listens on, with ``settings`` as
+    its only MAILUP_* and FLOWER_* variables; stopped once it listens."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MAILUP_", "FLOWER_"))}
+    with subprocess.Popen(
+        [sys.executable, "-m", "producers.cli", *args],
+        env={**inherited, "HOME": str(home), **settings},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as server:
+        sockets = psutil.Process(server.pid)
+        try:
+            [address] = wait_for(
+                lambda: [
+                    found.laddr.ip
+                    for found in sockets.net_connections("inet")
+                    if found.status == psutil.CONN_LISTEN and found.laddr.port == port
+                ],
+                30,
+                f"{shlex.join(args)} listens",
+            )
+        finally:
+            server.terminate()
+    return str(address)
+
+
+@pytest.mark.parametrize(
+    ("host", "address"), [([], "127.0.0.1"), (["--host", "0.0.0.0"], "0.0.0.0")]
+)
+def test_flower_listens_on_this_host_only_unless_told(
+    tmp_path: Path, host: list[str], address: str
+) -> None:
+    port = free_port()
+    login = {"MAILUP_JOBS_FLOWER_AUTH": "ops:right"}
+
+    assert listening_address(tmp_path, port, "flower", *host, f"--port={port}", **login) == address

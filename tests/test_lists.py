@@ -3,6 +3,7 @@ PostgreSQL: every write a job, lost answers reconciled, the ledger's mirror kept
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -100,15 +101,30 @@ def test_a_lost_answer_to_a_list_creation_is_reconciled_not_repeated(
     assert len(sandbox.journal(operation="list_create")) == 1
 
 
-def test_a_list_creation_lost_before_mailup_acted_is_tried_again(
+def test_a_list_creation_whose_outcome_stays_unknown_is_in_doubt_not_made_again(
     sandbox: Sandbox, env: Env
 ) -> None:
-    sandbox.force(500, operation="list_create")  # refused before processing: nothing made
+    env.set(MAILUP_JOBS_VERIFY_WINDOW=0.5)
+    sandbox.force(500, operation="list_create")  # nothing made, but a 500 proves nothing
+    job_id = create_list(name="Offers", **SENDER)
+
+    assert run_once(job_id) == "retrying"  # it looks for the list over the window
+    time.sleep(0.6)
+    make_due(job_id)
+    assert run_once(job_id) == "in_doubt"
+    assert job(job_id)["last_error_code"] == "creation_not_found"
+    assert "Offers" not in [m["name"] for m in sandbox.lists()]
+    assert len(sandbox.journal(operation="list_create")) == 1
+
+
+def test_a_list_creation_refused_with_a_429_is_tried_again(sandbox: Sandbox, env: Env) -> None:
+    sandbox.force(429, operation="list_create")  # proves nothing was made
     job_id = create_list(name="Offers", **SENDER)
 
     assert run_once(job_id) == "retrying"
     make_due(job_id)
     assert run_once(job_id) == "succeeded"
+    assert job(job_id)["outcome"]["reconciled"] is False
     assert [m["name"] for m in sandbox.lists()].count("Offers") == 1
 
 
@@ -166,6 +182,37 @@ def test_a_lost_answer_to_a_group_creation_is_reconciled(sandbox: Sandbox, env: 
     assert outcome["group_id"] == next(g["id"] for g in sandbox.groups(1) if g["name"] == "VIP")
 
 
+def _a_group() -> int:
+    created = create_group(list_id=1, name="Customers")
+    assert run_once(created) == "succeeded"
+    return int(job(created)["outcome"]["group_id"])
+
+
+def test_a_404_after_a_lost_delete_answer_is_the_group_gone(sandbox: Sandbox, env: Env) -> None:
+    group_id = _a_group()
+    sandbox.force(504, operation="group_delete", after_processing=True)  # deleted, answer lost
+    job_id = delete_group(list_id=1, group_id=group_id)
+
+    assert run_once(job_id) == "retrying"
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"  # its 404: the earlier call deleted it
+    assert [a["outcome"] for a in job(job_id)["attempts"]] == ["unknown", "succeeded"]
+
+
+def test_a_404_after_a_refused_delete_is_a_group_nobody_here_deleted(
+    sandbox: Sandbox, env: Env
+) -> None:
+    group_id = _a_group()
+    sandbox.force(429, operation="group_delete")  # proves nothing was done
+    job_id = delete_group(list_id=1, group_id=group_id)
+    assert run_once(job_id) == "retrying"
+    sandbox.force(404, "404", operation="group_delete")  # then: no such group
+
+    make_due(job_id)
+    assert run_once(job_id) == "failed"  # not "deleted": this job's call never reached it
+    assert job(job_id)["attempts"][-1]["http_status"] == 404
+
+
 def test_a_non_deletable_group_is_not_deleted(sandbox: Sandbox, env: Env) -> None:
     [test_group] = [g for g in sandbox.groups(1) if g["name"] == "TEST"]
     job_id = delete_group(list_id=1, group_id=test_group["id"])
@@ -219,6 +266,21 @@ def test_a_lost_answer_to_a_recipient_addition_is_reconciled(sandbox: Sandbox, e
     [ada] = sandbox.recipients(1)
     assert outcome["recipient_id"] == ada["id"]
     assert len(sandbox.journal(operation="recipient_add")) == 1
+
+
+def test_a_lost_answer_re_adding_a_subscriber_is_retried_it_only_updates(
+    sandbox: Sandbox, env: Env
+) -> None:
+    sandbox.add_recipient(1, "ada@example.com")
+    sandbox.force(502, operation="recipient_add", after_processing=True)
+    job_id = add_recipient(list_id=1, email="ada@example.com", name="Ada Lovelace")
+
+    assert run_once(job_id) == "retrying"  # there before: nothing new to find, a repeat is safe
+    make_due(job_id)
+    assert run_once(job_id) == "succeeded"
+    [ada] = sandbox.recipients(1)
+    assert job(job_id)["outcome"]["recipient_id"] == ada["id"]
+    assert len(sandbox.journal(operation="recipient_add")) == 2
 
 
 def test_operators_read_lists_countries_and_time_zones(sandbox: Sandbox, env: Env) -> None:

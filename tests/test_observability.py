@@ -35,6 +35,7 @@ from sandbox.state import (
 )
 from tests.conftest import Env, Process, wait_for
 from tests.helpers import statuses
+from tests.test_flower import listening_address
 from tests.test_fresh_host import free_port
 from tests.test_system import FINISHED, broker, ledger_url, stack
 from worker.jobs.registry import KINDS
@@ -511,3 +512,18 @@ def test_queue_lag_is_the_age_of_the_oldest_due_job_and_pauses_past_their_date_a
     assert _value(samples, "mailup_jobs_jobs", kind="send_sms", status="retrying") == 2
     paused = [dict(labels) for name, labels in samples if name == "mailup_jobs_paused_channels"]
     assert sorted(labels["channel"] for labels in paused) == ["sms", "sms:list:3"]
+
+
+@pytest.mark.parametrize(
+    ("host", "address"), [([], "127.0.0.1"), (["--host", "0.0.0.0"], "0.0.0.0")]
+)
+def test_metrics_listen_on_this_host_only_unless_told(
+    tmp_path: Path, host: list[str], address: str
+) -> None:
+    port = free_port()
+    data_dir = str(tmp_path / "data")
+
+    listened = listening_address(
+        tmp_path, port, "metrics", *host, "--port", str(port), MAILUP_JOBS_DATA_DIR=data_dir
+    )
+    assert listened == address

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +10,7 @@ import sqlalchemy
 from producers import send_sms
 from sandbox.server import Sandbox
 from tests.conftest import Env
-from tests.helpers import Recorder, job, run_once
-
-
-def mailup_jobs(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "producers.cli", *args],
-        env={**os.environ, **env.values},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.helpers import Recorder, job, mailup_jobs, run_once
 
 
 def test_migrate_creates_the_ledger_on_a_fresh_database(env: Env, tmp_path: Path) -> None:

@@ -44,3 +44,13 @@ def test_a_secret_setting_never_shows_in_its_repr(monkeypatch: pytest.MonkeyPatc
     settings = get_settings()
     assert "hunter2-very-secret" not in repr(settings)
     assert "hunter2-very-secret" not in repr(settings.account("default"))
+
+
+def test_a_variable_set_but_empty_is_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MAILUP_JOBS_BROKER_URL", "MAILUP_JOBS_DELIVERY", "MAILUP_JOBS_ACCOUNTS"):
+        monkeypatch.setenv(name, " ")
+
+    settings = get_settings()
+
+    assert settings.broker_url == "filesystem://"
+    assert settings.delivery == settings.extra_accounts == {}

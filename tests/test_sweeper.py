@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from producers import send_sms
 from tests.conftest import Env
-from tests.helpers import Recorder, job, run_once
+from tests.helpers import Recorder, die_after_claim, job, run_once
 from worker.engine import sweeper
 from worker.engine.kind import JobContext
 from worker.ledger import store
@@ -21,19 +21,9 @@ def _job() -> str:
     return send_sms(list_id=1, recipient="+393350000001", content="hello")
 
 
-def _die_after_claim(job_id: str, *, opened_call: bool) -> None:
-    """What a worker leaves behind when SIGKILLed after its claim (lease already over)."""
-    settings = get_settings()
-    with transaction(settings.ledger_url) as session:
-        claim = store.claim(session, job_id, worker="dead/1", lease_seconds=-1)
-    assert claim is not None
-    if opened_call:
-        JobContext(settings, claim, "dead/1").calling()
-
-
 def test_a_job_whose_worker_died_before_calling_is_requeued(env: Env) -> None:
     job_id = _job()
-    _die_after_claim(job_id, opened_call=False)
+    die_after_claim(job_id, opened_call=False)
     recorder = Recorder()
 
     report = sweeper.sweep(get_settings(), recorder)
@@ -46,7 +36,7 @@ def test_a_job_whose_worker_died_before_calling_is_requeued(env: Env) -> None:
 
 def test_a_job_whose_worker_died_mid_call_is_in_doubt(env: Env) -> None:
     job_id = _job()
-    _die_after_claim(job_id, opened_call=True)
+    die_after_claim(job_id, opened_call=True)
 
     report = sweeper.sweep(get_settings(), Recorder())
 

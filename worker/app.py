@@ -14,10 +14,22 @@ from celery.signals import (
 )
 
 from worker import logs
+from worker.errors import ConfigurationError
 from worker.ledger.db import dispose_all
 from worker.settings import Settings, get_settings
 
 QUEUE = "mailup-jobs"
+
+
+def check_broker(settings: Settings) -> None:
+    """Refuse the filesystem broker with a shared ledger: its folder is this host's, and
+    workers elsewhere would never see the jobs queued there."""
+    if settings.ledger_is_shared and settings.broker_url.startswith("filesystem://"):
+        raise ConfigurationError(
+            "MAILUP_JOBS_BROKER_URL must name a broker every host reaches (redis://host:6379/0) "
+            "when the ledger is shared (MAILUP_JOBS_DATABASE_URL): filesystem:// queues to a "
+            f"folder of this host ({settings.data_dir / 'broker'})"
+        )
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -37,6 +49,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
+    check_broker(settings)
     app = Celery("mailup_jobs", broker=settings.broker_url)
     app.conf.update(
         broker_transport_options=broker_options(settings),

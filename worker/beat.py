@@ -5,11 +5,17 @@ schedule file to go missing or corrupt, and every entry is an interval that may 
 run once more after a restart. Each entry runs in the beat process rather than through the
 broker, so the sweeper works when the broker has lost everything (it is the one that
 repairs that) and never waits behind a backlog of jobs.
+
+Each entry runs on a thread of its own, so none waits behind another: a poll held up by a
+slow MailUp (or by its account's share of the 5 calls per second) delays neither the
+sweeper nor the dispatch of due schedules. An entry still running when it is due again
+skips that turn rather than run twice at once.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -41,7 +47,12 @@ def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 class Scheduler(beat.Scheduler):  # type: ignore[misc]
-    """In memory, from ``schedule``; each due entry runs here, in this process."""
+    """In memory, from ``schedule``; each due entry runs here, in this process, on its own
+    thread."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._running: dict[str, threading.Thread] = {}
+        super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
         entries = schedule(get_settings())
@@ -51,6 +62,19 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self.merge_inplace(entries)
 
     def apply_entry(self, entry: Any, producer: Any = None) -> None:
+        running = self._running.get(entry.name)
+        if running is not None and running.is_alive():
+            log.warning("beat: %s is still running: this turn skipped", entry.name)
+            return
+        # A daemon: stopping beat does not wait for a MailUp call; what an entry leaves
+        # half done, its next run (or the sweeper) finishes.
+        thread = threading.Thread(
+            target=self._run, args=(entry,), name=f"beat-{entry.name}", daemon=True
+        )
+        self._running[entry.name] = thread
+        thread.start()
+
+    def _run(self, entry: Any) -> None:
         task = self.app.tasks[entry.task]
         try:
             result = task(*entry.args, **entry.kwargs)

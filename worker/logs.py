@@ -1,5 +1,7 @@
 """Log lines of every mailup-jobs process: readable text, or one JSON object a line
-(``MAILUP_JOBS_LOG_FORMAT=json``), and never a secret in either.
+(``MAILUP_JOBS_LOG_FORMAT=json``), and never a secret in either. A text line escapes the
+control characters of its message and exception text: a MailUp error text or a user's name
+cannot forge a line (JSON escapes them already).
 
 Celery configures the worker's and beat's logging itself; ``on_celery_logging`` (connected
 to its ``after_setup_logger`` and ``after_setup_task_logger`` signals in worker.app) then
@@ -13,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+import traceback
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
@@ -21,6 +24,7 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit
 from celery.utils.log import get_multiprocessing_logger
 from pydantic import BaseModel, SecretStr
 
+from worker.escape import printable
 from worker.settings import Settings, get_settings
 
 MASK = "***"
@@ -73,11 +77,7 @@ class SecretMask(logging.Filter):
         return self._values.sub(MASK, text) if self._values else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # arguments that do not fit the format
-            message = f"{record.msg} {record.args}"
-        record.msg, record.args = self.mask(message), ()
+        record.msg, record.args = self.mask(_message(record)), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -92,6 +92,45 @@ class SecretMask(logging.Filter):
 
 def _encodings(value: str) -> set[str]:
     return {value, quote(value, safe=""), quote_plus(value)}
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message with its arguments."""
+    try:
+        return record.getMessage()
+    except (TypeError, ValueError):  # arguments that do not fit the format
+        return f"{record.msg} {record.args}"
+
+
+class EscapeControls(logging.Filter):
+    """For text lines: a record's message (its arguments in it) and its exceptions' texts
+    with their control characters escaped; a traceback keeps its own line breaks. Before the
+    mask, which then masks the traceback made here (one made already is left as it is: it
+    may be masked)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(_message(record)), ()
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and not record.exc_text:
+            record.exc_text = readable_traceback(error)
+        return True
+
+
+def readable_traceback(error: BaseException) -> str:
+    """``error``'s traceback, each exception's text in it (of its chain and groups too) on
+    one line, escaped."""
+    trace = traceback.TracebackException.from_exception(error)
+    texts = set(_exception_texts(trace))
+    chunks = (printable(c.removesuffix("\n")) + "\n" if c in texts else c for c in trace.format())
+    return "".join(chunks).removesuffix("\n")
+
+
+def _exception_texts(trace: traceback.TracebackException) -> Iterator[str]:
+    """What ``trace.format()`` writes of each exception's type, text and notes."""
+    yield from trace.format_exception_only()
+    for linked in (trace.__cause__, trace.__context__, *(trace.exceptions or ())):
+        if linked is not None:
+            yield from _exception_texts(linked)
 
 
 class JsonFormatter(logging.Formatter):
@@ -120,12 +159,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def install(logger: logging.Logger, settings: Settings) -> None:
-    """Give ``logger``'s handlers the configured format and the secret mask (once)."""
-    mask = SecretMask(secret_values(settings))
+    """Give ``logger``'s handlers the configured format and the secret mask (once); for
+    text lines, the escapes first."""
+    text = settings.log_format != "json"
+    filters = [*([EscapeControls()] if text else []), SecretMask(secret_values(settings))]
     for handler in logger.handlers:
-        if not any(isinstance(existing, SecretMask) for existing in handler.filters):
-            handler.addFilter(mask)
-        if settings.log_format == "json":
+        for each in filters:
+            if not any(isinstance(existing, type(each)) for existing in handler.filters):
+                handler.addFilter(each)
+        if not text:
             handler.setFormatter(JsonFormatter())
 
 

@@ -2,11 +2,12 @@
 every host write there, so one metrics process sees them all.
 
 Gauges are the ledger as it is at scrape time: jobs by kind and status, in_doubt jobs, paused
-channels, queue lag. Attempts by outcome and MailUp call latency are a counter and a
-histogram of the attempts that finished since this process started (see ``AttemptTally``).
-The queries stay cheap on a large ledger: the primary key of attempts, ``jobs (status,
-run_after)`` and ``channel_pauses``; only the counts by kind and status read every job (an
-index holding both columns makes it an index-only scan).
+channels, queue lag, missed campaign schedules. Attempts by outcome and MailUp call latency
+are a counter and a histogram of the attempts that finished since this process started (see
+``AttemptTally``). The queries stay cheap on a large ledger: the primary key of attempts,
+``jobs (status, run_after)`` and ``channel_pauses``; only the counts by kind and status read
+every job (an index holding both columns makes it an index-only scan), and the campaign
+schedules (a few rows a campaign).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from worker.ledger.models import (
     CLAIMABLE,
     Attempt,
     AttemptOutcome,
+    CampaignSchedule,
     ChannelPause,
     Job,
     JobStatus,
@@ -212,6 +214,16 @@ def _paused(db: Connection, now: datetime) -> GaugeMetricFamily:
     return paused
 
 
+def _missed(db: Connection) -> GaugeMetricFamily:
+    # Never cleared: the count only grows, so increase() over it alerts on each new miss.
+    missed = select(func.count()).where(CampaignSchedule.missed_at.is_not(None))
+    return GaugeMetricFamily(
+        "mailup_jobs_missed_schedules",
+        "Campaign schedules never sent: not dispatched within MAILUP_JOBS_SCHEDULE_MAX_LATE.",
+        value=db.scalar(missed) or 0,
+    )
+
+
 def _not_over(now: datetime) -> ColumnElement[bool]:
     return or_(ChannelPause.until.is_(None), ChannelPause.until > now)
 
@@ -245,7 +257,12 @@ class LedgerCollector(Collector):
             try:
                 with self._engine.connect() as db:
                     now = utcnow()
-                    ledger += [*_jobs(db, self._kinds), _queue_lag(db, now), _paused(db, now)]
+                    ledger += [
+                        *_jobs(db, self._kinds),
+                        _queue_lag(db, now),
+                        _paused(db, now),
+                        _missed(db),
+                    ]
                     self._tally.update(db, time.monotonic())
             except SQLAlchemyError as exc:
                 ledger = []

@@ -15,7 +15,7 @@ import requests
 from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.app import create_app
+from worker.app import check_broker, create_app
 from worker.engine.clients import require, stored_smtp_password, variable
 from worker.errors import ConfigurationError
 from worker.jobs.registry import KINDS
@@ -39,6 +39,7 @@ def startup_checks() -> list[Check]:
     the code's revision. Stops at the first check that leaves nothing else to check."""
     try:
         settings = get_settings()
+        check_broker(settings)
     except ConfigurationError as exc:
         return [Check("settings", False, str(exc))]
     checks = [Check("settings", True, "read")]

@@ -62,8 +62,10 @@ def publish_batch(job_ids: list[str], priority: int) -> bool:
 
 
 def _send(task: str, ids: str | list[str], priority: int, countdown: float | None) -> bool:
+    # Outside the try: a broker the settings refuse is the caller's to fix, not the sweeper's.
+    publisher = _current_publisher()
     try:
-        _current_publisher().send_task(
+        publisher.send_task(
             task,
             args=[ids],
             priority=priority,

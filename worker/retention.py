@@ -217,14 +217,20 @@ def _reason(reason: str) -> str:
 
 
 def _purge_schedules(settings: Settings, kinds: Mapping[str, JobKind], cutoff: datetime) -> int:
-    """Campaign schedules dispatched or cancelled before ``cutoff``: their payloads keep
-    what a campaign send's job keeps."""
+    """Campaign schedules dispatched, cancelled or missed before ``cutoff``: their payloads
+    keep what a campaign send's job keeps."""
     keeps = _keeps(kinds, schedules.KIND)
     with connection(settings.ledger_url) as db:
         rows = db.execute(
             select(CampaignSchedule.id, CampaignSchedule.payload).where(
-                CampaignSchedule.state.in_((schedules.DISPATCHED, schedules.CANCELLED)),
-                func.coalesce(CampaignSchedule.dispatched_at, CampaignSchedule.cancelled_at)
+                CampaignSchedule.state.in_(
+                    (schedules.DISPATCHED, schedules.CANCELLED, schedules.MISSED)
+                ),
+                func.coalesce(
+                    CampaignSchedule.dispatched_at,
+                    CampaignSchedule.cancelled_at,
+                    CampaignSchedule.missed_at,
+                )
                 < cutoff,
             )
         ).all()

@@ -10,13 +10,15 @@ code on many hosts.
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.errors import ConfigurationError
 
@@ -77,9 +79,12 @@ class Settings(BaseSettings):
     sms_per_hour: int = Field(default=0, ge=0, alias="MAILUP_JOBS_SMS_PER_HOUR")
     email_per_hour: int = Field(default=0, ge=0, alias="MAILUP_JOBS_EMAIL_PER_HOUR")
     # Delivery policy per job kind for the default account, as JSON: {"send_sms": "at_least_once"}.
-    delivery: dict[str, Delivery] = Field(default_factory=dict, alias="MAILUP_JOBS_DELIVERY")
+    # (NoDecode: the JSON text is read by _json, from the environment and an app's config alike.)
+    delivery: Annotated[dict[str, Delivery], NoDecode] = Field(
+        default_factory=dict, alias="MAILUP_JOBS_DELIVERY"
+    )
     # Further accounts, as JSON: {"eu": {"username": "m1", "password": "…", "account_id": 1}}.
-    extra_accounts: dict[str, AccountSettings] = Field(
+    extra_accounts: Annotated[dict[str, AccountSettings], NoDecode] = Field(
         default_factory=dict, alias="MAILUP_JOBS_ACCOUNTS"
     )
 
@@ -98,6 +103,11 @@ class Settings(BaseSettings):
     backoff_base: float = Field(default=2.0, gt=0, alias="MAILUP_JOBS_BACKOFF_BASE")
     backoff_cap: float = Field(default=600.0, gt=0, alias="MAILUP_JOBS_BACKOFF_CAP")
 
+    # After a creating call whose answer was lost (a campaign send, a new list, group…), how
+    # long the job looks at MailUp for what it made before it is in_doubt (MailUp lists what
+    # it made seconds, sometimes minutes, later).
+    verify_window: float = Field(default=600.0, gt=0, alias="MAILUP_JOBS_VERIFY_WINDOW")
+
     # Sweeper: how often it runs, when a published job counts as lost by the broker, and
     # how long a worker owns a running job before it counts as dead.
     sweep_interval: float = Field(default=15.0, gt=0, alias="MAILUP_JOBS_SWEEP_INTERVAL")
@@ -105,7 +115,7 @@ class Settings(BaseSettings):
     lease_margin: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_LEASE_MARGIN")
 
     # Trusted senders: how often beat reads them from MailUp, and how long an SMTP+ user
-    # creation waits for its senders' confirmation before it fails.
+    # creation or a campaign send waits for its senders' confirmation before it fails.
     trusted_sender_poll: float = Field(default=60.0, gt=0, alias="MAILUP_JOBS_TRUSTED_SENDER_POLL")
     sender_confirm_days: float = Field(default=7.0, gt=0, alias="MAILUP_JOBS_SENDER_CONFIRM_DAYS")
 
@@ -115,6 +125,8 @@ class Settings(BaseSettings):
     # when a queue has pages), and how often it looks for due campaign schedules.
     sending_poll: float = Field(default=30.0, gt=0, alias="MAILUP_JOBS_SENDING_POLL")
     schedule_poll: float = Field(default=10.0, gt=0, alias="MAILUP_JOBS_SCHEDULE_POLL")
+    # A schedule not dispatched this long after its time is missed, never sent late.
+    schedule_max_late: float = Field(default=3600.0, gt=0, alias="MAILUP_JOBS_SCHEDULE_MAX_LATE")
     # When set, beat purges once a day the personal data of jobs finished this many days ago.
     retention_days: int | None = Field(default=None, gt=0, alias="MAILUP_JOBS_RETENTION_DAYS")
 
@@ -130,10 +142,22 @@ class Settings(BaseSettings):
     # Flower's login: user:password, several separated by commas (Flower's basic auth).
     flower_auth: SecretStr = Field(default=SecretStr(""), alias="MAILUP_JOBS_FLOWER_AUTH")
 
-    @field_validator("database_url", "broker_url")
+    # The messages of these validators never repeat the value: a URL may hold a password.
+    @field_validator("database_url")
     @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
+    def _database_url(cls, value: str) -> str:
+        url = value.strip()
+        if url:
+            _check_database_url(url)
+        return url
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        url = value.strip() or "filesystem://"  # set but empty, as in a .env: the default
+        if not _is_broker_url(url):
+            raise ValueError("must be a broker URL, e.g. redis://host:6379/0")
+        return url
 
     @field_validator("console_url", "token_url", "send_url", "sms_url")
     @classmethod
@@ -144,11 +168,25 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return url
 
+    @field_validator("delivery", "extra_accounts", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        """JSON text (the environment's form, or an application's) or the dict itself."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():  # set but empty, as in a .env: the default
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:  # its message quotes no part of the value
+            raise ValueError(f"must be JSON: {exc.msg} (character {exc.pos})") from None
+
     @field_validator("flower_auth")
     @classmethod
     def _user_password_pairs(cls, value: SecretStr) -> SecretStr:
         pairs = [pair.partition(":") for pair in value.get_secret_value().split(",")]
-        if value.get_secret_value() and not all(user and password for user, _, password in pairs):
+        filled = all(user.strip() and password.strip() for user, _, password in pairs)
+        if value.get_secret_value() and not filled:
             # The message never repeats the value: it holds passwords.
             raise ValueError("must be user:password, several separated by commas")
         return value
@@ -156,6 +194,11 @@ class Settings(BaseSettings):
     @property
     def ledger_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+
+    @property
+    def ledger_is_shared(self) -> bool:
+        """A ledger other hosts reach (not SQLite): they must share its key and a broker."""
+        return bool(self.database_url) and not self.database_url.startswith("sqlite")
 
     @property
     def broker_is_redis(self) -> bool:
@@ -189,6 +232,39 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 f"unknown MailUp account {name!r}: define it in MAILUP_JOBS_ACCOUNTS"
             ) from None
+
+
+# A URL's scheme (RFC 3986): "redis", "rediss", "redis+socket", "filesystem", …
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def _is_broker_url(url: str) -> bool:
+    """SCHEME://… with a number for a port, if any: what kombu's transports take."""
+    scheme, separator, _ = url.partition("://")
+    try:
+        _ = urlsplit(url).port  # reading it raises ValueError when it is not a number
+    except ValueError:
+        return False
+    return bool(separator and _SCHEME.fullmatch(scheme))
+
+
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy parses, naming a database it knows; else ValueError saying so."""
+    # Imported here: the embedded default (no URL) reads its settings without SQLAlchemy.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError("must be a database URL, e.g. postgresql+psycopg://user@host/db") from None
+    try:
+        parsed.get_dialect()  # loads the dialect, not its driver
+    except NoSuchModuleError:
+        raise ValueError(
+            f"{parsed.drivername}:// is no database SQLAlchemy knows: "
+            "e.g. postgresql+psycopg://user@host/db"
+        ) from None
 
 
 # Every setting's name: its environment variable.
@@ -232,5 +308,6 @@ def _validated(read: Callable[[], Settings], named: Callable[[str], str] = str) 
         for error in exc.errors():
             name = named(str(error["loc"][0])) if error["loc"] else "settings"
             inner = ".".join(str(part) for part in error["loc"][1:])
-            problems.append(f"{name}{f' ({inner})' if inner else ''}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}{f' ({inner})' if inner else ''}: {message}")
         raise ConfigurationError("invalid setting " + "; ".join(problems)) from None

@@ -18,6 +18,7 @@ from producers.cli import (
     system,
 )
 from producers.cli.errors import explain
+from producers.cli.output import say
 
 
 @click.group()
@@ -61,7 +62,7 @@ def main() -> None:
         line = explain(exc)
         if line is None:
             raise
-        click.echo(f"mailup-jobs: {line}", err=True)
+        say(f"mailup-jobs: {line}", err=True)
         sys.exit(1)
     finally:
         _close_the_ledger()

@@ -9,6 +9,7 @@ import sys
 import click
 
 from producers.cli.ledger import FORMATS, emit
+from producers.cli.output import say
 
 
 @click.group()
@@ -30,19 +31,19 @@ def jobs_show(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(job, indent=2))
         return
-    click.echo(f"{job['id']}  {job['kind']}  {job['status']}  account={job['account']}")
+    say(f"{job['id']}  {job['kind']}  {job['status']}  account={job['account']}")
     if job["last_error"]:
-        click.echo(f"  last error [{job['last_error_code']}]: {job['last_error']}")
+        say(f"  last error [{job['last_error_code']}]: {job['last_error']}")
     for key, value in (job["outcome"] or {}).items():
-        click.echo(f"  {key}: {value}")
+        say(f"  {key}: {value}")
     for attempt in job["attempts"]:
-        click.echo(
+        say(
             f"  attempt {attempt['number']}: {attempt['outcome']} http={attempt['http_status']}"
             f" code={attempt['mailup_code']} {attempt['duration_ms']}ms {attempt['error'] or ''}"
         )
     for resolution in job["resolutions"]:
         delivery = resolution["delivery_id"]
-        click.echo(
+        say(
             f"  resolved {resolution['resolution']} by {resolution['resolved_by']} at "
             f"{resolution['resolved_at']}" + (f" delivery_id={delivery}" if delivery else "")
         )
@@ -65,7 +66,7 @@ def jobs_list(status: str | None, kind: str | None, limit: int, as_json: bool) -
         return
     for row in rows:
         error = f"  [{row['last_error_code']}]" if row["last_error_code"] else ""
-        click.echo(f"{row['id']}  {row['created_at']}  {row['kind']:<12} {row['status']}{error}")
+        say(f"{row['id']}  {row['created_at']}  {row['kind']:<12} {row['status']}{error}")
 
 
 @jobs.command("stats")
@@ -123,7 +124,7 @@ def jobs_resolve(job_id: str, sent: bool | None, delivery_id: int | None, by: st
     except NotInDoubt as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    click.echo(f"{done.job_id} resolved {done.resolution} by {done.resolved_by}")
+    say(f"{done.job_id} resolved {done.resolution} by {done.resolved_by}")
 
 
 @jobs.command("cancel")

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from producers.cli.output import say
 from producers.cli.submit import OPTION_FOR_FIELD, common, submit
 
 CAMPAIGN_OPTIONS = {**OPTION_FOR_FIELD, "when": "--datetime", "at": "--at"}
@@ -90,10 +91,11 @@ def campaigns_schedule(at: str, **kwargs: Any) -> None:
 
 @campaigns_group.command("list")
 @click.option("--due", is_flag=True, help="Only those due and not yet dispatched.")
-@click.option("--state", type=click.Choice(["scheduled", "dispatched", "cancelled"]))
+@click.option("--state", type=click.Choice(["scheduled", "dispatched", "cancelled", "missed"]))
 @json_option
 def campaigns_list(due: bool, state: str | None, as_json: bool) -> None:
-    """Schedules by due date."""
+    """Schedules by due date. A missed one was not dispatched within
+    MAILUP_JOBS_SCHEDULE_MAX_LATE of its time: it was never sent."""
     from producers.campaigns import list_schedules
 
     rows = list_schedules(due=due, state=state)
@@ -109,7 +111,7 @@ def campaigns_list(due: bool, state: str | None, as_json: bool) -> None:
             if payload.get("group_id")
             else f"list {payload['list_id']}"
         )
-        click.echo(
+        say(
             f"{row['id']}  {row['state']:<10}  due {row['due_at']}  message "
             f"{payload['message_id']} {audience}  job {row['job_id'] or '-'}"
         )
@@ -144,7 +146,9 @@ def sendings_group() -> None:
 @sendings_group.command("list")
 @click.option(
     "--state",
-    type=click.Choice(["Immediate", "Deferred", "Undefined", "finished", "stopped", "deleted"]),
+    type=click.Choice(
+        ["Immediate", "Deferred", "Undefined", "finished", "stopped", "gone", "deleted"]
+    ),
 )
 @click.option("--account")
 @click.option("--limit", default=100, show_default=True)
@@ -158,10 +162,10 @@ def sendings_list(state: str | None, account: str | None, limit: int, as_json: b
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(
-            f"{row['sending_id']}  {row['state']:<10}  since {row['state_since']}  message "
+        say(
+            f"{_dash(row['sending_id'])}  {row['state']:<10}  since {row['state_since']}  message "
             f"{row['message_id'] or '-'} list {row['list_id'] or '-'}  sent {_dash(row['sent'])}"
-            f"  job {row['job_id'] or '-'}"
+            f"  job {row['job_id'] or '-'}" + (f"  ({row['note']})" if row.get("note") else "")
         )
 
 
@@ -180,20 +184,18 @@ def sendings_show(sending_id: int, account: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    click.echo(
+    say(
         f"sending {found['sending_id']}  {found['state']}  message {_dash(found['message_id'])} "
         f"list {_dash(found['list_id'])}  sent {_dash(found['sent'])}  job {_dash(found['job_id'])}"
     )
     for state in found["states"]:
         first = state["first_available_at"]
-        click.echo(
-            f"  {state['at']}  {state['state']}" + (f" (first date {first})" if first else "")
-        )
+        say(f"  {state['at']}  {state['state']}" + (f" (first date {first})" if first else ""))
     for problem in ("invalid", "unprocessed"):
         skipped = found[f"{problem}_recipients"]
         click.echo(f"  {problem} recipients: {len(skipped)}")
         for recipient in skipped:
-            click.echo(f"    {recipient['email']}  {recipient['reason']}")
+            say(f"    {recipient['email']}  {recipient['reason']}")
 
 
 def _dash(value: object) -> str:

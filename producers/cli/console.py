@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from producers.cli.output import say
 from producers.cli.submit import common, submit
 
 
@@ -42,7 +43,7 @@ def accounts_status(as_json: bool) -> None:
         click.echo("no channel is paused")
     for row in rows:
         until = row["until"] or f"a probe ({row['next_probe']}) or resume"
-        click.echo(
+        say(
             f"{row['account']}  {row['channel']}  since {row['since']}  until {until}  "
             f"{row['reason']}"
         )
@@ -71,7 +72,8 @@ def trusted_senders_group() -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Also an address already confirmed (back to NotConfirmed) or disabled.",
+    help="Also an address already trusted (any StatusCode but 0 and 2: back to NotConfirmed) "
+    "or disabled.",
 )
 @common
 def trusted_senders_add(email: str, **kwargs: Any) -> None:
@@ -105,7 +107,7 @@ def trusted_senders_list(account: str, refresh: bool, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['sender_id']}  {row['email']:<40} {row['status']}")
+        say(f"{row['sender_id']}  {row['email']:<40} {row['status']}")
 
 
 @trusted_senders_group.command("show")
@@ -139,7 +141,7 @@ def smtp_users_priorities(account: str) -> None:
     from producers.console import smtp_priorities
 
     for item in smtp_priorities(account):
-        click.echo(f"{item['code']}  {item['name']}")
+        say(f"{item['code']}  {item['name']}")
 
 
 @smtp_users_group.command("create")

@@ -92,10 +92,10 @@ def _addressing(func: Any) -> Any:
     return common(func)
 
 
-def _files(paths: tuple[str, ...]) -> list[Any]:
-    from producers.email import Attachment
-
-    return [Attachment(Path(p).name, Path(p).read_bytes()) for p in paths]
+def _files(paths: tuple[str, ...]) -> list[Path]:
+    """The paths as given: the producer reads each only once it is known to be a regular
+    file under the size limit (a FIFO or a device is refused, not read)."""
+    return [Path(p) for p in paths]
 
 
 @enqueue.command("email")

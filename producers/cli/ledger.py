@@ -24,7 +24,8 @@ class Row(Protocol):
 
 
 def emit(rows: Sequence[Row], fmt: str) -> None:
-    """Rows on stdout: aligned columns (the default), CSV with a header, or a JSON array."""
+    """Rows on stdout: aligned columns (the default), CSV with a header, or a JSON array.
+    Ledger text is escaped for the table and defused for spreadsheets in the CSV."""
     dicts = [row.as_dict() for row in rows]
     if fmt == "json":
         click.echo(json.dumps(dicts, indent=2))
@@ -35,9 +36,14 @@ def emit(rows: Sequence[Row], fmt: str) -> None:
         return
     columns = list(dicts[0])
     if fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        from worker.escape import csv_cell
+
+        # Text quoted: a CR in it would otherwise end the row for a spreadsheet ("\n" lines).
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=columns, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+        )
         writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in d.items()} for d in dicts)
+        writer.writerows({k: "" if v is None else csv_cell(v) for k, v in d.items()} for d in dicts)
         return
     cells = [[_cell(d[c]) for c in columns] for d in dicts]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
@@ -56,7 +62,9 @@ def emit(rows: Sequence[Row], fmt: str) -> None:
 
 
 def _cell(value: Any) -> str:
-    return "-" if value is None else str(value)
+    from worker.escape import printable
+
+    return "-" if value is None else printable(str(value))
 
 
 class Moment(click.ParamType["datetime | None", "str | datetime"]):

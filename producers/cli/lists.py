@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from producers.cli.output import say
 from producers.cli.submit import OPTION_FOR_FIELD, common, submit
 
 account_option = click.option("--account", default="default", show_default=True)
@@ -22,7 +23,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> Non
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo("  ".join(str(row.get(c) if row.get(c) is not None else "-") for c in columns))
+        say("  ".join(str(row.get(c) if row.get(c) is not None else "-") for c in columns))
 
 
 # --- lists --------------------------------------------------------------------------------
@@ -300,10 +301,11 @@ def recipients_list(
 def import_file(file: Path, fields: tuple[str, ...], **options: Any) -> None:
     """Import recipients from FILE.csv (columns Email, Name, MobileNumber, MobilePrefix, and
     those given to --field). Refused rows go to stderr and FILE.rejected.csv; the import's
-    id alone to stdout."""
+    id alone to stdout. A line that cannot be read stops the import there (exit 1): the
+    rows before it are queued."""
     from producers.cli.progress import Progress
     from producers.errors import InvalidJob
-    from producers.imports import import_csv
+    from producers.imports import ImportStopped, import_csv
 
     mapped = {}
     for value in fields:
@@ -313,6 +315,7 @@ def import_file(file: Path, fields: tuple[str, ...], **options: Any) -> None:
         mapped[column] = int(field_id)
     rejected_path = file.with_name(file.stem + ".rejected.csv")
     progress = Progress(file.name)
+    stopped: ImportStopped | None = None
     with _RejectedFile(rejected_path) as rejected:
         try:
             report = import_csv(
@@ -322,16 +325,21 @@ def import_file(file: Path, fields: tuple[str, ...], **options: Any) -> None:
             for field, reason in exc.errors.items():
                 click.echo(f"invalid {field}: {reason}", err=True)
             sys.exit(2)
+        except ImportStopped as exc:
+            report, stopped = exc.report, exc
         finally:
             progress.done()
     if report.rejected:
         click.echo(f"{len(report.rejected)} row(s) refused: see {rejected_path}", err=True)
     click.echo(report.import_id)
+    if stopped is not None:
+        click.echo(str(stopped), err=True)
+        sys.exit(1)
 
 
 class _RejectedFile:
     """Refused rows, each to stderr and to a CSV beside the input (line, reason, row);
-    the file is written only if a row is refused."""
+    the file is written only if a row is refused, its cells defused for spreadsheets."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -342,12 +350,14 @@ class _RejectedFile:
         return self
 
     def add(self, line: int, reason: str, row: Any) -> None:
-        click.echo(f"line {line}: {reason}", err=True)
+        from worker.escape import csv_cell
+
+        say(f"line {line}: {reason}", err=True)
         if self._writer is None:
             self._stream = self._path.open("w", newline="", encoding="utf-8")
             self._writer = csv.writer(self._stream)
-            self._writer.writerow(["line", "reason", *row.keys()])
-        self._writer.writerow([line, reason, *row.values()])
+            self._writer.writerow(map(csv_cell, ["line", "reason", *row.keys()]))
+        self._writer.writerow(map(csv_cell, [line, reason, *row.values()]))
 
     def __exit__(self, *exc: object) -> None:
         if self._stream is not None:
@@ -373,24 +383,39 @@ def imports_show(import_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    click.echo(
+    say(
         f"{found['id']}  list {found['list_id']}"
         + (f" group {found['group_id']}" if found["group_id"] else "")
         + f"  {found['source']}"
     )
+    say(f"  {_state(found)}")
     click.echo(
         f"  rows read {found['rows_read']}, refused {found['rows_rejected']}; chunks "
-        f"{found['chunks_completed']}/{len(found['chunks'])} completed on MailUp"
+        f"{found['chunks_completed']}/{len(found['chunks'])} completed on MailUp, "
+        f"{found['chunks_unknown']} unknown there"
     )
     click.echo("  totals: " + ", ".join(f"{k} {v}" for k, v in found["totals"].items()))
     for chunk in found["chunks"]:
-        click.echo(
+        say(
             f"  chunk {chunk['chunk']}: {chunk['rows']} rows, job {chunk['job_status']}, "
-            f"MailUp import {chunk['mailup_import_id'] or '-'}, "
-            f"{'completed ' + chunk['completed_at'] if chunk['completed_at'] else 'not completed'}"
+            f"MailUp import {chunk['mailup_import_id'] or '-'}, {_progress(chunk)}"
         )
     for row in found["rejected"]:
-        click.echo(f"  refused line {row['line']}: {row['reason']}")
+        say(f"  refused line {row['line']}: {row['reason']}")
+
+
+def _state(found: dict[str, Any]) -> str:
+    if found["state"] == "failed":
+        return f"failed at line {found['failed_line']}: {found['failed_reason']}"
+    return str(found["state"])
+
+
+def _progress(chunk: dict[str, Any]) -> str:
+    if chunk["completed_at"]:
+        return f"completed {chunk['completed_at']}"
+    if chunk["unknown_reason"]:
+        return f"unknown: {chunk['unknown_reason']}"
+    return "not completed"
 
 
 @imports_group.command("list")
@@ -405,8 +430,9 @@ def imports_list(limit: int, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(
+        say(
             f"{row['id']}  {row['created_at']}  list {row['list_id']}  rows {row['rows_read']} "
             f"(refused {row['rows_rejected']})  chunks {row['chunks_completed']}/{row['chunks']} "
-            f"completed  imported {row['totals']['imported']}"
+            f"completed, {row['chunks_unknown']} unknown  imported {row['totals']['imported']}  "
+            f"{_state(row)}"
         )

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from producers.cli.lists import _fields_by_id, _table, account_option, json_option, list_id_option
+from producers.cli.output import say
 from producers.cli.submit import OPTION_FOR_FIELD, common, submit
 
 # How these commands spell the fields, so an error names the option that was typed.
@@ -71,12 +72,12 @@ def messages_show(message_id: int, list_id: int, account: str, as_json: bool) ->
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    click.echo(f"{found.get('idMessage')}  list {found.get('idList')}  {found.get('Subject')}")
-    click.echo(f"  notes: {found.get('Notes') or '-'}")
+    say(f"{found.get('idMessage')}  list {found.get('idList')}  {found.get('Subject')}")
+    say(f"  notes: {found.get('Notes') or '-'}")
     click.echo(f"  dynamic fields: {'on' if found.get('UseDynamicField') else 'off'}")
-    click.echo("  tags: " + (", ".join(t["Name"] for t in found.get("Tags") or ()) or "-"))
+    say("  tags: " + (", ".join(t["Name"] for t in found.get("Tags") or ()) or "-"))
     for attachment in found.get("Attachments") or ():
-        click.echo(f"  slot {attachment['Slot']}: {attachment['Name']}")
+        say(f"  slot {attachment['Slot']}: {attachment['Name']}")
 
 
 @messages_group.command("create")

@@ -7,7 +7,7 @@ import click
 
 @click.command()
 @click.option("--port", default=9808, show_default=True, type=int)
-@click.option("--host", default="0.0.0.0", show_default=True, help="The address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 def metrics(port: int, host: str) -> None:
     """Serve Prometheus metrics at /metrics, read from the ledger at each scrape: the
     workers of every host write there, so one metrics process sees them all."""

@@ -94,16 +94,19 @@ def _flower_login_problem(
 ) -> str | None:
     """Why Flower would start without a login, or with a secret in its argv (None: fine)."""
     # Flower takes each setting from its environment (FLOWER_NAME) or as --name=value.
-    given = {name for name in FLOWER_OAUTH if environ.get(name)}
+    given = {name for name in FLOWER_OAUTH if environ.get(name, "").strip()}
     for argument in flower_args:
         if not argument.startswith("-"):
             continue
-        spelled = argument.partition("=")[0]
+        spelled, _, value = argument.partition("=")
         option = spelled.lstrip("-").replace("-", "_")
         if option in FLOWER_SECRET_OPTIONS:
             instead = FLOWER_SECRET_OPTIONS[option]
             return f"{spelled}: a command line is visible to all (ps): set {instead} instead"
-        given.add(f"FLOWER_{option.upper()}")
+        name = f"FLOWER_{option.upper()}"
+        if name in FLOWER_OAUTH and not value.strip():
+            return f"{spelled}: empty: Flower's login needs a value"
+        given.add(name)
     oauth_missing = [name for name in FLOWER_OAUTH if name not in given]
     if oauth_missing and len(oauth_missing) < len(FLOWER_OAUTH):
         return f"{oauth_missing[0]}: not set (Flower's OAuth needs {', '.join(FLOWER_OAUTH)})"
@@ -116,8 +119,16 @@ def _flower_login_problem(
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    envvar="FLOWER_ADDRESS",  # Flower's own: the --address handed on below would hide it
+    show_default=True,
+    show_envvar=True,
+    help="The address to listen on.",
+)
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
-def flower(flower_args: tuple[str, ...]) -> None:
+def flower(host: str, flower_args: tuple[str, ...]) -> None:
     """Run Flower, the live view of the workers (extra arguments go to Flower).
 
     It asks for a login: MAILUP_JOBS_FLOWER_AUTH (user:password) or Flower's OAuth settings.
@@ -136,7 +147,9 @@ def flower(flower_args: tuple[str, ...]) -> None:
         os.environ["FLOWER_BASIC_AUTH"] = basic_auth
     from worker.app import app
 
-    app.start(["flower", *flower_args])
+    # Flower's own default is every interface; an --address among flower_args comes later
+    # and wins.
+    app.start(["flower", f"--address={host}", *flower_args])
 
 
 @click.command()

@@ -29,7 +29,9 @@ not confirmed in a 400; an unknown list answers 404; re-trusting a blocked sende
 before looking the sender up, and wants the stored EmailAddress exactly (the doc: "the
 EmailAddress related to the IdTrustedSender"), case included, only ETag-style quotes and
 surrounding whitespace stripped, whereas trusting looks an address up case-insensitively;
-``IsPaginated`` is always false, as in every example of the doc.
+``IsPaginated`` is always false, as in every example of the doc. A sender may have a StatusCode
+past 2 (the doc: trusted, "statuses that means Ok" it does not list; the control routes give
+them): its StatusDescription is made up, and an SMTP+ user still wants 1 (doc 000).
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ STATUS_DESCRIPTIONS = {
     1: "Confirmed (status: Confirmed)",
     2: "Blocked (status: Blocked)",
 }
+# The doc lists no other code nor its text ("statuses that means Ok"): made up, plainly.
+OTHER_STATUS = "Trusted (status code {})"
 PRIORITIES = [
     {"PriorityCode": n, "PriorityName": name}
     for n, name in enumerate(("VeryHigh", "High", "Normal", "Low", "VeryLow"), start=1)
@@ -227,7 +231,7 @@ def create_smtp_user(req: Request, state: SandboxState, account: Account) -> Rep
         if sender is None:
             raise ConsoleError(400, f"{email} is not a trusted sender: trust it and confirm it.")
         if sender.status_code != CONFIRMED:
-            status = STATUS_DESCRIPTIONS[sender.status_code]
+            status = _status(sender.status_code)
             raise ConsoleError(400, f"Trusted sender {email} is not confirmed: {status}.")
     priority, enabled = body.get("prioritycode", 3), body.get("isenabled", True)
     if priority is None:
@@ -275,9 +279,13 @@ def sender_view(sender: TrustedSender) -> dict[str, Any]:
         "EmailAddress": sender.email,
         "IdTrustedSender": sender.id,
         "StatusCode": sender.status_code,
-        "StatusDescription": STATUS_DESCRIPTIONS[sender.status_code],
+        "StatusDescription": _status(sender.status_code),
         "UpdateDate": _date(sender.updated),
     }
+
+
+def _status(code: int) -> str:
+    return STATUS_DESCRIPTIONS.get(code) or OTHER_STATUS.format(code)
 
 
 def _sender(req: Request, state: SandboxState, account: Account) -> TrustedSender:

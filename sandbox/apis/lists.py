@@ -23,7 +23,8 @@ group, as MailUp's lists have. DELETE checks If-Match before looking the list up
 hyphenated GUID, any case, ETag quotes stripped; it removes the list's groups, subscriptions and
 imports (SMTP+ users and templates stay). Read Lists answers ``Company`` empty, as in both of the
 doc's examples. Paged reads answer the newest first, as the doc's examples do. A group's Name is
-mandatory, Notes default to ""; a non-deletable group cannot be updated nor deleted (400).
+mandatory, Notes default to ""; a non-deletable group cannot be updated nor deleted (400). A group
+answers ``Count`` null, as MailUp's recorded answers do (the doc's examples omit it).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ NOT_INHERITED = ("Name", "Description", "ReplyTo", "MultiOptoutList")
 SCOPES = {"newsletters": 0, "direct_advertising": 1, "transactional": 2}  # deprecated "scope"
 LIST_ITEM = ("Company", "Description", "IdList", "ListGuid", "Name")
 USER_LIST_ITEM = ("Company", "Description", "Name", "idList", "listGuid")
-GROUP_ITEM = ("Deletable", "Name", "Notes", "idGroup", "idList")
+GROUP_ITEM = ("Count", "Deletable", "Name", "Notes", "idGroup", "idList")
 
 # --- list fields: (label as the request spells it, JSON value) -> value to store ---------------
 
@@ -428,6 +429,7 @@ def delete_list(req: Request, state: SandboxState, account: Account) -> Reply:
 
 def group_view(group: Group) -> dict[str, Any]:
     return {
+        "Count": None,
         "Deletable": group.deletable,
         "Name": group.name,
         "Notes": group.notes,

@@ -1,6 +1,7 @@
 """Console API email messages (doc 003, "Email messages"; README †: MailUp's real URLs), on the
 ``CONSOLE`` family: create, details, update, enable dynamic fields, copy, publish; read a list's
-messages (all, published, archived); a list's tags; a message's five attachment slots.
+messages (all at ``Emails``, published at ``Online/Emails``, archived at ``Archived/Emails``); a
+list's tags; a message's five attachment slots.
 
 A message belongs to one list and is reached only through it: a message of another list is a
 404, as is an unknown list. Messages and tags take account-wide ids from 1. Sendings live in
@@ -27,10 +28,11 @@ around a name that holds a comma; a blank ``tags`` filters nothing. "Url" of a p
 is a sandbox address, not a reachable page. A message is archived only by the control route
 (``/_sandbox/messages/{id}``), the Console has no such call.
 
-Tags: POST takes a bare JSON string (the doc), trimmed, not empty, at most 50 characters, and
-not the Name of another tag of the list (any case) — 400 otherwise; PUT takes the doc's full
-``{Enabled, Id, Name}`` with the same rules, its Id (when given) matching the URL's (400); DELETE
-answers an empty 200 and takes the tag off every message. A new tag is enabled.
+Tags: GET answers them in the paged envelope, newest first (MailUp's help page); POST takes a bare
+JSON string (the doc), trimmed, not empty, at most 50 characters, and not the Name of another tag of
+the list (any case) — 400 otherwise; PUT takes the doc's full ``{Enabled, Id, Name}`` with the same
+rules, its Id (when given) matching the URL's (400); DELETE answers an empty 200 and takes the tag
+off every message. A new tag is enabled.
 
 Attachments: the URL's slot must be 1-5 (400); the body's Slot, idList and idMessage, when given,
 must match the URL (400); Name is mandatory; Base64Data is mandatory and must be plain base64 —
@@ -65,6 +67,7 @@ EMAIL_ITEM = (
     "ServiceType",
 )  # fmt: skip
 PUBLISHED_ITEM = (*EMAIL_ITEM, "Url")
+TAG_ITEM = ("Enabled", "Id", "Name")
 PUBLIC_URL = "https://sandbox.mailup.example/nl/{list_id}/{message_id}"
 TAG_NAME_MAX = 50
 
@@ -342,14 +345,14 @@ def read_messages(req: Request, state: SandboxState, account: Account) -> Reply:
     return paged(req, state, messages, _item_view(state), EMAIL_ITEM)
 
 
-@_endpoint("GET", LIST + "/Emails/Published", "emails_published")
+@_endpoint("GET", LIST + "/Online/Emails", "emails_published")
 def read_published(req: Request, state: SandboxState, account: Account) -> Reply:
     messages = [m for m in _newest_first(state, _list(req, state, account)) if m.published]
     messages = _with_tags(req, state, messages)
     return paged(req, state, messages, _published_view(state), PUBLISHED_ITEM)
 
 
-@_endpoint("GET", LIST + "/Emails/Archived", "emails_archived")
+@_endpoint("GET", LIST + "/Archived/Emails", "emails_archived")
 def read_archived(req: Request, state: SandboxState, account: Account) -> Reply:
     messages = [m for m in _newest_first(state, _list(req, state, account)) if m.archived]
     messages = _with_tags(req, state, messages)
@@ -449,7 +452,8 @@ def _tag_name(value: Any, state: SandboxState, mlist: MailingList, tag_id: int =
 @_endpoint("GET", LIST + "/Tags", "tags_list")
 def read_tags(req: Request, state: SandboxState, account: Account) -> Reply:
     mlist = _list(req, state, account)
-    return Reply(200, [tag_view(t) for t in state.tags.values() if t.list_id == mlist.id])
+    tags = sorted((t for t in state.tags.values() if t.list_id == mlist.id), key=lambda t: -t.id)
+    return paged(req, state, tags, tag_view, TAG_ITEM)
 
 
 @_endpoint("POST", LIST + "/Tag", "tag_create")

@@ -7,7 +7,11 @@ list it joined: "subscribed", "unsubscribed" or "pending" (awaiting the confirma
 ``ConfirmEmail=true``). Joining a group joins the group's list too (doc 004). An import answers
 its id at once and is applied when it completes, ``state.import_delay`` seconds (1.0) after the
 request; it completes lazily, on the first Console call (or control read) after that. Until then
-``GET Console/Import/{id}`` answers Completed false and every counter 0.
+``GET Console/Import/{id}`` answers Completed false and every counter 0. The import detail,
+``GET Console/Imports/{id}``, has the shape of MailUp's server-generated schema: ``IdImport``,
+``IdList``, ``StartDate``, ``EndDate`` (empty until completed), ``StatusCode`` (2 running, 3
+completed: MailUp's import process codes) and ``Rows`` (``Total``, ``Valid: {EmailNew,
+EmailUpdate, Total}``, ``Invalid: {Total}``).
 
 Where the docs are silent: the body of an add is ``{Email, Name, MobileNumber, MobilePrefix,
 Fields: [{Id, Value}]}``; Email is mandatory (no SMS-only recipients); a field given replaces the
@@ -32,7 +36,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sandbox.apis.console import ConsoleError, ConsoleHandler, _endpoint, _fields, _list, paged
+from sandbox.apis.console import (
+    ConsoleError,
+    ConsoleHandler,
+    _date,
+    _endpoint,
+    _fields,
+    _list,
+    paged,
+)
 from sandbox.http import Reply, Request
 from sandbox.state import (
     PENDING,
@@ -55,6 +67,7 @@ IMPORT_ITEM = (
 LIST = r"/Console/List/(?P<list_id>\d+)"
 GROUP = r"/Console/Group/(?P<group_id>\d+)"
 RECIPIENT = r"(?P<recipient_id>\d+)"
+RUNNING, COMPLETED = 2, 3  # an import detail's StatusCode
 
 
 def recipient_view(recipient: Recipient) -> dict[str, Any]:
@@ -78,6 +91,26 @@ def import_view(imp: Import) -> dict[str, Any]:
         "CreatedRecipients": counts.created,
         "ImportedRecipients": counts.imported,
         "NotValidRecipients": counts.not_valid,
+    }
+
+
+def import_detail_view(imp: Import) -> dict[str, Any]:
+    counts = imp.counts
+    return {
+        "EndDate": _date(imp.completed),
+        "IdImport": imp.id,
+        "IdList": imp.list_id,
+        "Rows": {
+            "Invalid": {"Total": counts.not_valid},
+            "Total": counts.valid + counts.not_valid,
+            "Valid": {
+                "EmailNew": counts.created,
+                "EmailUpdate": counts.updated,
+                "Total": counts.valid,
+            },
+        },
+        "StartDate": _date(imp.created),
+        "StatusCode": RUNNING if imp.completed is None else COMPLETED,
     }
 
 
@@ -292,15 +325,24 @@ def import_to_group(req: Request, state: SandboxState, account: Account) -> Repl
     return _import(req, state, mlist, group)
 
 
-@_endpoint("GET", r"/Console/Import/(?P<import_id>\d+)", "import_status")
-def import_status(req: Request, state: SandboxState, account: Account) -> Reply:
+def _account_import(req: Request, state: SandboxState, account: Account) -> Import:
     import_id = int(req.params["import_id"])
     req.details["import_id"] = import_id
     imp = state.imports.get(import_id)
     if imp is None or imp.account_id != account.id:
         raise ConsoleError(404, f"Import {import_id} not found.")
     req.details["completed"] = imp.completed is not None
-    return Reply(200, import_view(imp))
+    return imp
+
+
+@_endpoint("GET", r"/Console/Import/(?P<import_id>\d+)", "import_status")
+def import_status(req: Request, state: SandboxState, account: Account) -> Reply:
+    return Reply(200, import_view(_account_import(req, state, account)))
+
+
+@_endpoint("GET", r"/Console/Imports/(?P<import_id>\d+)", "import_detail")
+def import_detail(req: Request, state: SandboxState, account: Account) -> Reply:
+    return Reply(200, import_detail_view(_account_import(req, state, account)))
 
 
 @_endpoint("GET", r"/Console/Imports", "imports_list")

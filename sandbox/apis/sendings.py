@@ -8,8 +8,12 @@ takes an account-wide id from 1; asking for it is the message's LastSendDate. ``
 absent or ``now``: it enters Immediate at once; a UTC date ``YYYY-MM-DD HH:MM:SSZ``: Deferred
 until then; ``undefined``: Undefined (standby) until ``POST Console/Email/Sendings/{id}/Immediate``
 (MailUp's StartDelivery) or a control call. A sending finishes ``state.sending_duration`` seconds
-(2.0) after it entered Immediate, leaving the queues for the message's SendHistory. Time moves
-lazily: every call here (and ``Sandbox.sendings()``) first moves the sendings whose time has come.
+(2.0) after it entered Immediate, leaving the queues for the message's SendHistory, whose items
+have no sending Id and no Sent (MailUp's help page). Time moves lazily: every call here (and
+``Sandbox.sendings()``) first moves the sendings whose time has come. As MailUp verifies a new
+item for "some seconds" (doc 003), a new sending is listed nowhere, queues or history, for
+``state.listing_delay`` seconds (0 unless a test sets it). ``send_elsewhere`` makes a sending as
+another application of the account would.
 
 Stop and delete are limited to one call every 30 seconds per account each (``sandbox.limits``,
 buckets ``stop`` and ``delete``, ``stop_delete_interval``): a second call within 30 s of the last
@@ -18,12 +22,14 @@ the 5 calls per second.
 
 Sender: ``SenderName`` and ``SenderAddress`` both or neither (one alone: 400); values may come in
 one pair of single or double quotes, stripped (the doc's examples); the address must be a
-confirmed trusted sender of the account, else HTTP 500 (the doc: since 8.6.1 a verified address).
+trusted sender of the account (any StatusCode but 0 and 2, doc 004), else HTTP 500 (the doc:
+since 8.6.1 a verified address).
 Without them the list's sender is used, NLSenderName and OwnerEmail: either empty (list 3) is
-the doc's HTTP 500, and so is an OwnerEmail that is not a confirmed trusted sender (the doc's
+the doc's HTTP 500, and so is an OwnerEmail that is not a trusted sender (the doc's
 "verified address" rule applies to the list's sender as well). ``replyto`` must be an email
 address (400). The answer is ``{Id, Sent, InvalidRecipients, UnprocessedRecipients, idMessage}``,
-items of both arrays ``{Email, Reason}``; Sent counts the enqueued recipients and the discarded
+both arrays of bare addresses (the server's schema; the reasons below are the sandbox's
+own, in ``Sandbox.sendings()``); Sent counts the enqueued recipients and the discarded
 ones (the doc: "despite of its name").
 
 Where the doc is silent: a ``datetime`` that is neither now, undefined nor the doc's UTC format
@@ -50,7 +56,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox import limits
@@ -68,7 +74,6 @@ from sandbox.apis.console import (
 from sandbox.apis.messages import _message
 from sandbox.http import Reply, Request
 from sandbox.state import (
-    CONFIRMED,
     DEFERRED,
     EMAIL_RE,
     FINISHED,
@@ -83,6 +88,7 @@ from sandbox.state import (
     MailingList,
     SandboxState,
     Sending,
+    trusted,
     utcnow,
 )
 
@@ -91,10 +97,13 @@ MESSAGE_ID = r"(?P<message_id>\d+)"
 SENDING_ID = r"(?P<sending_id>\d+)"
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z")
 QUEUE_ITEM = ("Id", "IdList", "IdMessage", "Notes", "StartDate", "State", "Subject", "Type")
+# MailUp's help page: a history item has no sending Id and no Sent.
 HISTORY_ITEM = (
-    "Id", "idMessage", "idList", "StartDate", "EndDate", "SenderName", "SenderAddress", "Sent",
+    "EndDate", "Kb_transferred", "Recipients", "SenderEmail", "SenderName", "StartDate",
+    "idMessage",
 )  # fmt: skip
 TRIAL, INVALID, OPTED_OUT = "trial account", "invalid email", "unsubscribed"
+KB_PER_EMAIL = 12  # the history's Kb_transferred: a made-up size per email sent
 
 
 def _advancing(func: ConsoleHandler) -> ConsoleHandler:
@@ -169,7 +178,7 @@ def _queue_view(state: SandboxState) -> Callable[[Sending], dict[str, Any]]:
             "StartDate": _start_date(sending),
             "State": sending.state,
             "Subject": message.subject,
-            "Type": 0,  # email
+            "Type": "Email",  # a string (the server's schema)
         }
 
     return view
@@ -177,28 +186,25 @@ def _queue_view(state: SandboxState) -> Callable[[Sending], dict[str, Any]]:
 
 def history_view(sending: Sending) -> dict[str, Any]:
     return {
-        "Id": sending.id,
-        "idMessage": sending.message_id,
-        "idList": sending.list_id,
-        "StartDate": _date(sending.started),
         "EndDate": _date(sending.ended),
+        "Kb_transferred": len(sending.recipients) * KB_PER_EMAIL,
+        "Recipients": len(sending.recipients),
+        "SenderEmail": sending.sender_address,
         "SenderName": sending.sender_name,
-        "SenderAddress": sending.sender_address,
-        "Sent": sending.sent,
+        "StartDate": _date(sending.started),
+        "idMessage": sending.message_id,
     }
 
 
 def send_view(sending: Sending) -> dict[str, Any]:
+    """Skipped recipients as bare addresses: the server's schema has string arrays."""
     return {
         "Id": sending.id,
         "Sent": sending.sent,
-        "InvalidRecipients": [dict(r) for r in sending.invalid],
-        "UnprocessedRecipients": [dict(r) for r in sending.unprocessed],
+        "InvalidRecipients": [r["Email"] for r in sending.invalid],
+        "UnprocessedRecipients": [r["Email"] for r in sending.unprocessed],
         "idMessage": sending.message_id,
     }
-
-
-# --- query parameters --------------------------------------------------------------------------
 
 
 def unquoted(value: str) -> str:
@@ -268,7 +274,7 @@ def _sender(
                 500, f"List {mlist.id} has no sender name and address: configure them."
             )
     sender = state.sender_by_email(account.id, address)
-    if sender is None or sender.status_code != CONFIRMED:
+    if sender is None or not trusted(sender.status_code):
         raise ConsoleError(500, f"Sender address {address!r} is not a verified address.")
     return name, address
 
@@ -328,7 +334,6 @@ def _send(
         cut = max(account.trial_recipients, 0)
         unprocessed += [{"Email": e, "Reason": TRIAL} for e in emails[cut:]]
         emails = emails[:cut]
-    now = datetime.now(UTC)
     sending = Sending(
         state.take_id("sending"),
         account.id,
@@ -342,15 +347,9 @@ def _send(
         emails,
         invalid,
         unprocessed,
-        now,
+        datetime.now(UTC),
     )
-    if schedule == IMMEDIATE:
-        state.start_sending(sending, now)
-    else:
-        sending.state, sending.deferred_until = schedule, when
-    state.sendings[sending.id] = sending
-    state.advance_sendings(now)
-    message.last_sent = utcnow()
+    enqueue(state, sending, schedule, when)
     req.details.update(
         sending_id=sending.id,
         state=sending.state,
@@ -360,6 +359,45 @@ def _send(
         unprocessed=len(unprocessed),
     )
     return Reply(200, send_view(sending))
+
+
+def enqueue(
+    state: SandboxState, sending: Sending, schedule: str = IMMEDIATE, when: datetime | None = None
+) -> None:
+    """Into its queue (listed after ``state.listing_delay``); the message's LastSendDate."""
+    now = sending.created
+    sending.listed_from = now + timedelta(seconds=state.listing_delay)
+    if schedule == IMMEDIATE:
+        state.start_sending(sending, now)
+    else:
+        sending.state, sending.deferred_until = schedule, when
+    state.sendings[sending.id] = sending
+    state.advance_sendings(now)
+    state.messages[sending.message_id].last_sent = utcnow()
+
+
+def send_elsewhere(state: SandboxState, message_id: int) -> Sending:
+    """A sending of the message to its list's subscribers, as another application of the
+    account makes it (with the list's own sender), now."""
+    message = state.messages[message_id]
+    mlist = state.lists[message.list_id]
+    sending = Sending(
+        state.take_id("sending"),
+        message.account_id,
+        mlist.id,
+        message.id,
+        "list",
+        None,
+        str(mlist.settings.get("NLSenderName") or ""),
+        str(mlist.settings.get("OwnerEmail") or ""),
+        None,
+        _emails(state, _subscribed(mlist)),
+        [],
+        [],
+        datetime.now(UTC),
+    )
+    enqueue(state, sending)
+    return sending
 
 
 def _emails(state: SandboxState, ids: list[int]) -> list[str]:
@@ -436,7 +474,8 @@ QUEUE_ORDER: dict[str, Callable[[Sending], Any]] = {
 
 def _queue_reader(queue: str) -> ConsoleHandler:
     def read(req: Request, state: SandboxState, account: Account) -> Reply:
-        mine = [s for s in state.sendings.values() if s.account_id == account.id]
+        now = datetime.now(UTC)
+        mine = [s for s in state.sendings.values() if s.account_id == account.id and s.listed(now)]
         queued = sorted((s for s in mine if s.state == queue), key=QUEUE_ORDER[queue])
         return paged(req, state, queued, _queue_view(state), QUEUE_ITEM)
 
@@ -470,8 +509,11 @@ def first_date(req: Request, state: SandboxState, account: Account) -> Reply:
 @_sending_endpoint("GET", LIST + f"/Email/{MESSAGE_ID}/SendHistory", "send_history")
 def send_history(req: Request, state: SandboxState, account: Account) -> Reply:
     message = _message(req, state, account)
+    now = datetime.now(UTC)
     done = [
-        s for s in state.sendings.values() if s.message_id == message.id and s.state == FINISHED
+        s
+        for s in state.sendings.values()
+        if s.message_id == message.id and s.state == FINISHED and s.listed(now)
     ]
     done.sort(key=lambda s: s.id, reverse=True)
     return paged(req, state, done, history_view, HISTORY_ITEM)

@@ -278,14 +278,41 @@ def test_add_trusted_sender(sb: Sandbox, console, ctl) -> None:
     details = console("GET", f"Console/TrustedSenders/{blocked['id']}").json()
     assert (details["EmailAddress"], details["StatusCode"]) == ("no@shop.example", 2)
     assert set(details) == SENDER_KEYS
-    for bad in (3, True, "1"):
+    checked = sb.add_trusted_sender("checked@shop.example", status_code=3)  # doc 004: trusted
+    assert checked["status_code"] == 3 and checked["authorized"] is not None
+    for bad in (-1, True, "1"):
         with pytest.raises(ValueError):
             sb.add_trusted_sender("x@shop.example", status_code=bad)
     with pytest.raises(KeyError):
         sb.add_trusted_sender("x@shop.example", account_id=999)
     r = requests.post(f"{sb.control_url}/trusted-senders", json={"status_code": 1}, timeout=5)
     assert r.status_code == 400
-    assert len(sb.trusted_senders()) == 4  # the seeded one and three added
+    assert len(sb.trusted_senders()) == 5  # the seeded one and four added
+
+
+def test_a_click_may_give_a_code_past_2_which_is_trusted_but_not_for_smtp_users(
+    sb: Sandbox, console, ctl
+) -> None:
+    sender_id = trust(console, "shop@shop.example")["IdTrustedSender"]
+    for untrusted in (0, 2):
+        r = requests.post(
+            f"{sb.control_url}/trusted-senders/confirm",
+            json={"email": "shop@shop.example", "status_code": untrusted},
+            timeout=5,
+        )
+        assert r.status_code == 400
+    confirmed = ctl(
+        "POST", "trusted-senders/confirm", json={"email": "shop@shop.example", "status_code": 3}
+    )
+    assert (confirmed["id"], confirmed["status_code"]) == (sender_id, 3)
+
+    details = console("GET", f"Console/TrustedSenders/{sender_id}").json()
+    assert (details["StatusCode"], details["StatusDescription"]) == (3, "Trusted (status code 3)")
+    assert CONSOLE_DATE.fullmatch(details["AuthorizationDate"])
+    body = {"TrustedSenders": ["shop@shop.example"]}
+    refused = console("POST", "Console/List/1/SmtpPlus", json=body)  # doc 000: StatusCode 1 only
+    assert "not confirmed: Trusted (status code 3)" in console_error(refused, 400)
+    assert trust(console, "shop@shop.example")["StatusCode"] == 0  # a re-request resets it
 
 
 # --- SMTP+ users ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ DETAILS_KEYS = {  # the doc's "Get list details" answer
     "WebSiteUrl",
 }  # fmt: skip
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-GROUP_KEYS = {"Deletable", "Name", "Notes", "idGroup", "idList"}
+GROUP_KEYS = {"Count", "Deletable", "Name", "Notes", "idGroup", "idList"}
 
 
 def create(console, **fields) -> dict:
@@ -137,6 +137,7 @@ def test_create_list_inheriting_from_a_list(sb: Sandbox, console, ctl) -> None:
     groups = console("GET", "Console/List/4/Groups").json()["Items"]
     assert groups == [
         {
+            "Count": None,
             "Deletable": False,
             "Name": "TEST",
             "Notes": "Used for test sending.",
@@ -366,6 +367,7 @@ def test_group_create_update_read_delete(sb: Sandbox, console, ctl) -> None:
     assert (r.status_code, r.json()) == (
         200,
         {
+            "Count": None,
             "Deletable": True,
             "Name": "Test REST API Group",
             "Notes": "Notes should go here",
@@ -375,7 +377,7 @@ def test_group_create_update_read_delete(sb: Sandbox, console, ctl) -> None:
     )
     renamed = {"Name": "Test REST API Group renamed", "Notes": "I changed the notes again"}
     r = console("PUT", "Console/List/2/Group/3", json=renamed)
-    assert r.json() == {"Deletable": True, "idGroup": 3, "idList": 2} | renamed
+    assert r.json() == {"Count": None, "Deletable": True, "idGroup": 3, "idList": 2} | renamed
     console("POST", "Console/List/2/Group", json={"Name": "buddies"})
     groups = console("GET", "Console/List/2/Groups").json()
     assert envelope(groups) == (0, 20, 0, 3)

@@ -191,26 +191,28 @@ def test_publish_archive_and_reads(sb: Sandbox, console, ctl) -> None:
     assert [i["idMessage"] for i in page.json()["Items"]] == [1]
     console_error(console("GET", "Console/List/1/Emails", params={"filterby": "Nope==1"}), 400)
 
-    assert console("GET", "Console/List/1/Emails/Published").json()["Items"] == []
+    assert console("GET", "Console/List/1/Online/Emails").json()["Items"] == []
     r = console("PUT", "Console/List/1/Email/2/Online/Visibility", json=True)
     assert (r.status_code, r.content) == (200, b"")
-    published = console("GET", "Console/List/1/Emails/Published").json()["Items"]
+    published = console("GET", "Console/List/1/Online/Emails").json()["Items"]
     assert [p["idMessage"] for p in published] == [2] and published[0]["Url"]
     assert set(published[0]) == ITEM_KEYS | {"Url"}
     console("PUT", "Console/List/1/Email/2/Online/Visibility", json=False)
-    assert console("GET", "Console/List/1/Emails/Published").json()["Items"] == []
+    assert console("GET", "Console/List/1/Online/Emails").json()["Items"] == []
     for bad in ("true", 1, {"Visible": True}):
         r = console("PUT", "Console/List/1/Email/2/Online/Visibility", json=bad)
         console_error(r, 400)
     r = console("PUT", "Console/List/1/Email/2/Online/Visibility", data="")
     console_error(r, 400)
 
-    assert console("GET", "Console/List/1/Emails/Archived").json()["Items"] == []
+    assert console("GET", "Console/List/1/Archived/Emails").json()["Items"] == []
     assert ctl("POST", "messages/3", json={"archived": True})["archived"] is True
-    assert ids(console, "Console/List/1/Emails/Archived") == [3]
+    assert ids(console, "Console/List/1/Archived/Emails") == [3]
     r = requests.post(f"{sb.control_url}/messages/3", json={"hidden": True}, timeout=5)
     assert r.status_code == 400
     assert requests.post(f"{sb.control_url}/messages/99", json={}, timeout=5).status_code == 404
+    for not_mailups in ("Emails/Published", "Emails/Archived"):
+        assert console("GET", f"Console/List/1/{not_mailups}").status_code == 404
 
 
 def test_tags_query_matches_ids_or_names(sb: Sandbox, console) -> None:
@@ -235,12 +237,18 @@ def test_tags_query_matches_ids_or_names(sb: Sandbox, console) -> None:
 # --- tags --------------------------------------------------------------------------------------
 
 
+def tags(console, list_id: int = 1, **params: str) -> list[dict]:
+    r = console("GET", f"Console/List/{list_id}/Tags", params=params)
+    assert r.status_code == 200, r.text
+    return list(r.json()["Items"])
+
+
 def test_tag_routes(sb: Sandbox, console) -> None:
-    assert console("GET", "Console/List/1/Tags").json() == []
+    assert tags(console) == []
     first = tag(console, "  my-new-tag ")
     assert first == {"Enabled": True, "Id": 1, "Name": "my-new-tag"}
     tag(console, "other", list_id=2)
-    assert console("GET", "Console/List/1/Tags").json() == [first]
+    assert tags(console) == [first]
     for bad in ({"Name": "x"}, 5, "", "   ", "MY-NEW-TAG", "x" * 51):
         console_error(console("POST", "Console/List/1/Tag", json=bad), 400)
     console_error(console("POST", "Console/List/1/Tag", data="not json"), 400)
@@ -257,6 +265,26 @@ def test_tag_routes(sb: Sandbox, console) -> None:
     assert sb.messages()[0]["tag_ids"] == []
     console_error(console("DELETE", "Console/List/1/Tag/1"), 404)
     console_error(console("GET", "Console/List/9/Tags"), 404)
+
+
+def test_tags_come_in_pages_newest_first(sb: Sandbox, console) -> None:
+    for name in ("a", "b", "c"):
+        tag(console, name)
+    body = console("GET", "Console/List/1/Tags", params={"PageSize": 2}).json()
+    assert body == {
+        "IsPaginated": False,
+        "Items": [
+            {"Enabled": True, "Id": 3, "Name": "c"},
+            {"Enabled": True, "Id": 2, "Name": "b"},
+        ],
+        "PageNumber": 0,
+        "PageSize": 2,
+        "Skipped": 0,
+        "TotalElementsCount": 3,
+    }
+    assert [t["Name"] for t in tags(console, PageNumber="1", PageSize="2")] == ["a"]
+    assert [t["Id"] for t in tags(console, filterby="Name=='b'")] == [2]
+    console_error(console("GET", "Console/List/1/Tags", params={"filterby": "Nope==1"}), 400)
 
 
 # --- attachments -------------------------------------------------------------------------------

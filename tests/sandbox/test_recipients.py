@@ -3,6 +3,7 @@ group membership, asynchronous imports (ConfirmEmail, asOptout), their status an
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -257,6 +258,26 @@ def test_import_completes_after_the_delay(sb: Sandbox, console, ctl) -> None:
     assert [r["name"] for r in sb.recipients(1)] == ["Older", "New"]
     entry = ctl("GET", "journal", params={"operation": "import_status"})["entries"][-1]
     assert (entry["import_id"], entry["completed"]) == (1, True)
+
+
+def test_import_detail_counts_rows(sb: Sandbox, console) -> None:
+    sb.set_import_delay(3600)
+    sb.add_recipient(1, "old@example.com")
+    batch = [{"Email": "new@example.com"}, {"Email": "OLD@example.com"}, {"Email": "broken"}]
+    import_id = post_import(console, "Console/List/1/Recipients", batch)
+    running = console("GET", f"Console/Imports/{import_id}").json()
+    assert (running["IdImport"], running["IdList"]) == (import_id, 1)
+    assert (running["StatusCode"], running["EndDate"]) == (2, "")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", running["StartDate"])
+    sb.complete_import(import_id)
+    done = console("GET", f"Console/Imports/{import_id}").json()
+    assert done["StatusCode"] == 3 and done["EndDate"] >= done["StartDate"]
+    assert done["Rows"] == {
+        "Invalid": {"Total": 1},
+        "Total": 3,
+        "Valid": {"EmailNew": 1, "EmailUpdate": 1, "Total": 2},
+    }
+    console_error(console("GET", "Console/Imports/99"), 404)
 
 
 def test_import_delay_is_measured_from_the_request(sb: Sandbox, console, ctl) -> None:

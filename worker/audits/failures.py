@@ -28,8 +28,13 @@ OWN_CODES: Mapping[str, str] = {
     "record_failed": "MailUp answered, but the ledger could not record the outcome",
     "worker_lost": "The worker stopped during the MailUp call; its outcome is unknown",
     "database": "The ledger was unreachable before the MailUp call",
-    "sending_unclear": "More than one new sending of the message appeared after a lost "
+    "creation_unclear": "More than one new match (a sending, a list…) appeared after a lost "
     "answer: MailUp cannot say which is this job's",
+    "creation_not_found": "The answer was lost and MailUp showed nothing the call made within "
+    "the verification window: check MailUp before sending again",
+    "list_has_no_sender": "The list has no sender name and address, and the send gave none",
+    "sender_unconfirmed": "The trusted sender was not confirmed within "
+    "MAILUP_JOBS_SENDER_CONFIRM_DAYS",
     "group_unknown": "The ledger knows no such group",
     "group_exists": "A group of that name already exists in the list",
     "list_exists": "A list of that name already exists in the account",

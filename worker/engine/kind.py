@@ -29,10 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from worker.ledger import store
+from worker.ledger.db import connection
 from worker.ledger.group_commit import writer_for
-from worker.ledger.models import Job
+from worker.ledger.models import AttemptOutcome, Job
 from worker.mailup.errors import Api, MailUpError
 from worker.settings import AccountSettings, Delivery, Settings
+
+# Attempts whose call MailUp may have acted on, their answer lost.
+MAY_HAVE_ACTED = (AttemptOutcome.UNKNOWN, AttemptOutcome.ABANDONED, AttemptOutcome.IN_DOUBT)
 
 # Hands a job id to the broker: (job id, priority, countdown seconds) → published or not.
 Publish = Callable[[str, int, float | None], bool]
@@ -51,13 +55,15 @@ class Waiting(Exception):
     """The job cannot run yet (e.g. a trusted sender is unconfirmed): back to the queue
     until ``until``, without spending an attempt; ``reason`` is shown on the job.
 
-    Raise it only before ``JobContext.calling``: after a call, a wait is a retry.
+    Raise it only before ``JobContext.calling``: after a call, a wait is a retry, its
+    attempt recording ``cause`` (MailUp's answer to the call), if given.
     """
 
-    def __init__(self, until: datetime, reason: str) -> None:
+    def __init__(self, until: datetime, reason: str, cause: MailUpError | None = None) -> None:
         super().__init__(reason)
         self.until = until
         self.reason = reason
+        self.cause = cause
 
 
 class Refused(Exception):
@@ -110,6 +116,8 @@ class JobContext:
     called: bool = False
     # The paused scope this run probes (its success ends the pause), if any.
     probe: str | None = None
+    # The kind's delivery policy for this job's account (see Delivery).
+    delivery: Delivery = "at_most_once"
 
     @property
     def account(self) -> AccountSettings:
@@ -125,6 +133,15 @@ class JobContext:
             opening = store.opening(self.claim, worker=self.worker)
             writer_for(self.settings.ledger_url).commit([opening])
             self.called = True
+
+    def deleted_earlier(self, exc: MailUpError) -> bool:
+        """Whether a delete's 404 means an earlier run's call deleted it, its answer lost:
+        only when an earlier call of this job may have reached MailUp (never for a thing
+        that was simply not there)."""
+        if exc.http_status != 404:
+            return False
+        with connection(self.settings.ledger_url) as db:
+            return store.count_attempts(db, self.claim.job_id, *MAY_HAVE_ACTED) > 0
 
 
 @dataclass(frozen=True)

@@ -139,13 +139,16 @@ def _run_claimed(
         if kind is None:
             raise ConfigurationError(f"this worker does not know job kind {claim.kind!r}")
         payload = kind.payload.model_validate(claim.payload)
+        context.delivery = kind.delivery_for(context.account)
         later = _gate(kind, payload, context, limiter)
         if later:
             return _release(context, later, publish)
         result = kind.execute(context, payload)
     except Waiting as waiting:
-        if context.called:  # a kind's slip: after a call, waiting is retrying
-            return _retry_at(context, started, publish, waiting.until, error=waiting.reason)
+        if context.called:  # after a call, waiting is retrying
+            return _retry_at(
+                context, started, publish, waiting.until, exc=waiting.cause, error=waiting.reason
+            )
         return _release(context, waiting.until, publish, waiting.reason)
     except MailUpError as exc:
         assert kind is not None  # no MailUp call happens without a kind
@@ -333,8 +336,11 @@ def _retry_at(
     exc: MailUpError | None = None,
     error: str | None = None,
     code: str | None = None,
-    attempt: AttemptOutcome = AttemptOutcome.TRANSIENT,
+    attempt: AttemptOutcome | None = None,
 ) -> str:
+    if attempt is None:
+        unknown = exc is not None and exc.may_have_acted
+        attempt = AttemptOutcome.UNKNOWN if unknown else AttemptOutcome.TRANSIENT
     countdown = _countdown(run_after)
     _finish(
         context,

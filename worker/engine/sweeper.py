@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from worker.engine import creation
 from worker.engine.kind import Publish
 from worker.ledger import store
 from worker.ledger.db import connection
@@ -90,7 +91,10 @@ def _recover(
     with connection(settings.ledger_url) as db:
         expired = store.expired_leases(db)
     for lease in expired:
-        again = requeue_if_called(lease.kind, lease.account)
+        # A creating call can be looked for at MailUp: the rerun does so before anything else.
+        again = requeue_if_called(lease.kind, lease.account) or creation.outstanding(
+            settings, lease.job_id
+        )
         with connection(settings.ledger_url) as db:
             status = store.recover(db, lease.job_id, lease.number, requeue_if_called=again)
         if status == JobStatus.IN_DOUBT:

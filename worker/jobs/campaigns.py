@@ -1,15 +1,12 @@
 """Job kind ``campaign_send``: send an email message (made in a list, see
 ``worker.jobs.messages``) to a list's subscribers, a group, or one recipient.
 
-Never twice. A send is not idempotent, so before its call the job writes down which
-sendings of the message MailUp already has (``CampaignSend.known_sendings``). When an
-answer is lost — or a worker died mid-call and the job runs again — it looks again before
-anything else: exactly one new sending is the one it made (recorded as sent, with that
-Id); none proves nothing was made (sent now, or again); more than one cannot be told apart
-(``in_doubt``). A 500 *answer* that made no sending is not retried: the docs answer 500 for
-requests that will fail the same way again (no sender, a sender not verified, no group of
-the list). Reconciling is safe, so the kind's default delivery is ``at_least_once``: a
-worker lost mid-call does not leave the job in doubt, the next run finds out.
+Never twice. A send is not idempotent: it is made through ``worker.engine.creation``, which
+reads the message's sendings right before the call and, when an answer is lost, looks for
+the one the call made over a verification window. A sending shows in MailUp's queues (with
+its Id) and, once done, only in the message's SendHistory (no Id: known by its start). Found
+after a lost answer, its skipped recipients are unknown (null). The kind's delivery is
+``at_most_once``: what cannot be found is ``in_doubt``.
 
 The answer's ``InvalidRecipients`` and ``UnprocessedRecipients`` are kept one row each
 (``SendingRecipient``), so "who was not sent campaign X, and why" is a query. A send to one
@@ -25,47 +22,46 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from pydantic import EmailStr, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy import Connection, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.engine.clients import console_client
+from worker.engine.creation import Made, Making, Seen, create
 from worker.engine.kind import (
     Addressed,
     FieldError,
-    InDoubt,
     JobContext,
     JobKind,
     Payload,
     Poll,
     Refused,
     Result,
-    Waiting,
     hash_missing,
     in_period,
 )
 from worker.jobs import groups, schedules, sendings, trusted_senders
-from worker.jobs.fields import ListId
+from worker.jobs.fields import MAX_ID, DisplayName, EmailAddress, ListId, MailUpId
 from worker.ledger import store
 from worker.ledger.crypto import recipient_hasher
 from worker.ledger.db import connection
 from worker.ledger.models import (
-    CampaignSend,
+    Creation,
     Job,
     JobRecipient,
     JobStatus,
-    Sending,
     SendingRecipient,
-    utcnow,
 )
-from worker.mailup.console import BLOCKED, CONFIRMED
 from worker.mailup.dates import to_mailup
-from worker.mailup.errors import AmbiguousError, PermanentError, TransientError
+from worker.mailup.lists import Lists
 from worker.mailup.sendings import Audience, Sendings, SendOptions, SendResult
 
 log = logging.getLogger(__name__)
 
 GroupIds = tuple[int, ...]
+# What a campaign send made: MailUp's answer, or, found after a lost answer, the sending's
+# id (None: seen only in the SendHistory, which has no ids).
+Sent = SendResult | int | None
 
 
 def parse_when(value: str | datetime) -> str:
@@ -90,16 +86,16 @@ class SendCampaign(Payload):
     """Exactly one audience: ``list_id`` alone (``in_groups``/``not_in_groups`` filter
     it), ``group_id``, or ``to`` (one recipient of ``list_id``)."""
 
-    message_id: int = Field(gt=0)
+    message_id: MailUpId
     list_id: ListId | None = None
-    group_id: int | None = Field(default=None, gt=0)
-    to: EmailStr | None = None
+    group_id: MailUpId | None = None
+    to: EmailAddress | None = None
     in_groups: GroupIds = ()
     not_in_groups: GroupIds = ()
-    sender_name: str | None = Field(default=None, min_length=1, max_length=200)
-    sender_address: EmailStr | None = None
+    sender_name: DisplayName | None = Field(default=None, min_length=1, max_length=200)
+    sender_address: EmailAddress | None = None
     when: str = "now"
-    reply_to: EmailStr | None = None
+    reply_to: EmailAddress | None = None
 
     @field_validator("when", mode="before")
     @classmethod
@@ -111,8 +107,8 @@ class SendCampaign(Payload):
     @field_validator("in_groups", "not_in_groups")
     @classmethod
     def _group_ids(cls, value: GroupIds) -> GroupIds:
-        if any(g <= 0 for g in value):
-            raise ValueError("group ids are positive integers")
+        if any(not 0 < g <= MAX_ID for g in value):
+            raise ValueError(f"group ids are from 1 to {MAX_ID}")
         return value
 
     @model_validator(mode="after")
@@ -153,41 +149,51 @@ class SendCampaign(Payload):
 
 
 def execute(context: JobContext, payload: SendCampaign) -> Result:
-    settings, account = context.settings, context.claim.account
     list_id = _list_of(context, payload)
-    _check_sender(context, payload)
-    mailup = Sendings(console_client(settings, account))
-    known = _known_before(context)
-    if known is not None:  # an earlier run got as far as the call: did it make a sending?
-        made = _new_sending(context, mailup, list_id, payload, known)
-        if made is not None:
-            return _result(context, payload, list_id, made, None)
-    else:
-        known = mailup.sending_ids(list_id, payload.message_id)
-        _remember(context, payload, known)
-    context.calling()
-    try:
-        answer = mailup.send(payload.message_id, payload.audience(list_id), payload.options())
-    except AmbiguousError as exc:
-        made = _new_sending(context, mailup, list_id, payload, known)
-        if made is not None:
-            return _result(context, payload, list_id, made, None)
-        if exc.http_status == 500:
-            raise PermanentError(
-                f"MailUp answered 500 ({exc.message}) and made no sending of message "
-                f"{payload.message_id}: it does so when the list has no sender, the sender "
-                "address is not a verified trusted sender, or no group of in_groups belongs "
-                "to the list",
-                http_status=exc.http_status,
-                code=exc.code,
-            ) from None
-        raise TransientError(
-            f"{exc.message}; MailUp has no new sending of message {payload.message_id}: "
-            "sending again",
-            http_status=exc.http_status,
-            code=exc.code,
-        ) from None
-    return _result(context, payload, list_id, answer.sending_id, answer)
+    mailup = Sendings(console_client(context.settings, context.claim.account))
+    made = create(
+        context,
+        _making(mailup, list_id, payload),
+        check=lambda before: _before_call(context, payload, list_id),
+    )
+    return _result(context, payload, list_id, made)
+
+
+def _making(mailup: Sendings, list_id: int, payload: SendCampaign) -> Making[Sent]:
+    """A sending of the message: in a queue (with its Id), or already only in the message's
+    SendHistory (no Id: known by its start)."""
+    message_id = payload.message_id
+
+    def look(left_at: datetime | None) -> list[Seen[Sent]]:
+        # The queues first: a sending that leaves them between the two reads is seen by
+        # both (its start tells it is one), never missed. Before the call (no left_at) the
+        # history is of no use: all of it started earlier.
+        queued = [s for s in mailup.queued() if s.message_id == message_id]
+        past = mailup.history(list_id, message_id) if left_at is not None else []
+        seen: list[Seen[Sent]] = [Seen(f"sending:{s.id}", s.id, _started(s.start)) for s in queued]
+        # Second-precise dates: one made in the second the call left counts.
+        after = None if left_at is None else left_at - timedelta(seconds=1)
+        starts = [p.start for p in past if p.start and (after is None or p.start >= after)]
+        for number, start in enumerate(starts):
+            # Two that started in the same second are two: the second one's key says so.
+            twins = starts[:number].count(start)
+            seen.append(Seen(_history_key(start) + (f"#{twins + 1}" if twins else ""), None))
+        return seen
+
+    def make() -> Seen[Sent]:
+        answer = mailup.send(message_id, payload.audience(list_id), payload.options())
+        return Seen(f"sending:{answer.sending_id}", answer)
+
+    return Making(look, make, f"a sending of message {message_id} (list {list_id})")
+
+
+def _history_key(start: datetime) -> str:
+    return f"history:{to_mailup(start)}"
+
+
+def _started(start: datetime | None) -> frozenset[str]:
+    """Where a queued sending will show in the SendHistory: by the date it starts."""
+    return frozenset({_history_key(start)}) if start is not None else frozenset()
 
 
 def _list_of(context: JobContext, payload: SendCampaign) -> int:
@@ -200,100 +206,59 @@ def _list_of(context: JobContext, payload: SendCampaign) -> int:
     return found
 
 
-def _check_sender(context: JobContext, payload: SendCampaign) -> None:
-    """A sender given must be a confirmed trusted sender (MailUp answers 500 otherwise);
-    one still unconfirmed makes the job wait for its owner's click."""
-    if payload.sender_address is None:
+def _check_sender(context: JobContext, payload: SendCampaign, list_id: int) -> None:
+    """The sending's sender — the one given, else the list's — must be a trusted sender:
+    MailUp answers 500 otherwise, which proves nothing of what it did. One still unconfirmed
+    makes the job wait for its owner's click, for a while."""
+    if payload.sender_address is not None:
+        trusted_senders.check_sender(context, str(payload.sender_address))
         return
-    settings, account, email = context.settings, context.claim.account, str(payload.sender_address)
-    status = trusted_senders.statuses(settings, account, [email])[email]
-    if status != CONFIRMED:
-        trusted_senders.sync(settings, account)
-        status = trusted_senders.statuses(settings, account, [email])[email]
-    if status is None:
-        raise Refused("sender_unknown", f"{email} is not a trusted sender of account {account}")
-    if status == BLOCKED:
-        raise Refused("sender_blocked", f"trusted sender {email} is blocked")
-    if status != CONFIRMED:
-        raise Waiting(
-            utcnow() + timedelta(seconds=settings.trusted_sender_poll),
-            f"waiting for trusted sender confirmation: {email}",
+    mailing_list = Lists(console_client(context.settings, context.claim.account)).details(list_id)
+    if not mailing_list.sender_name or not mailing_list.owner_email:
+        raise Refused(
+            "list_has_no_sender",
+            f"list {list_id} has no sender name and address: give sender_name and "
+            "sender_address, or set the list's (lists update)",
         )
+    trusted_senders.check_sender(context, mailing_list.owner_email)
 
 
-def _known_before(context: JobContext) -> set[int] | None:
+def _before_call(context: JobContext, payload: SendCampaign, list_id: int) -> None:
+    """The sender checked; the one recipient's keyed hash kept, so that "what was sent to x"
+    finds the send whatever its outcome."""
+    _check_sender(context, payload, list_id)
+    if payload.to is None:
+        return
+    hashed = recipient_hasher(context.settings)(str(payload.to))
     with connection(context.settings.ledger_url) as db:
-        known = db.scalar(
-            select(CampaignSend.known_sendings).where(CampaignSend.job_id == context.claim.job_id)
-        )
-    return None if known is None else set(known)
+        store.upsert(db, JobRecipient, job_id=context.claim.job_id, recipient_hash=hashed)
 
 
-def _remember(context: JobContext, payload: SendCampaign, known: set[int]) -> None:
-    """What MailUp had before the call, and the one recipient's keyed hash (if any)."""
-    job_id = context.claim.job_id
-    with connection(context.settings.ledger_url) as db:
-        store.upsert(
-            db,
-            CampaignSend,
-            job_id=job_id,
-            account=context.claim.account,
-            message_id=payload.message_id,
-            known_sendings=sorted(known),
-            taken_at=utcnow(),
-        )
-        if payload.to is not None:
-            hashed = recipient_hasher(context.settings)(str(payload.to))
-            store.upsert(db, JobRecipient, job_id=job_id, recipient_hash=hashed)
-
-
-def _new_sending(
-    context: JobContext, mailup: Sendings, list_id: int, payload: SendCampaign, known: set[int]
-) -> int | None:
-    """The sending an earlier call made, if MailUp shows exactly one; None if none."""
-    now = mailup.sending_ids(list_id, payload.message_id)
-    with connection(context.settings.ledger_url) as db:
-        others = set(
-            db.scalars(
-                select(Sending.sending_id).where(
-                    Sending.account == context.claim.account,
-                    Sending.sending_id.in_(now - known),
-                    Sending.job_id.is_not(None),
-                    Sending.job_id != context.claim.job_id,
-                )
-            )
-        )
-    new = now - known - others
-    if len(new) > 1:
-        raise InDoubt(
-            "sending_unclear",
-            f"message {payload.message_id} has {len(new)} new sendings ({sorted(new)}) since "
-            "this job's call, whose answer was lost: MailUp cannot say which is this job's",
-        )
-    return next(iter(new), None)
-
-
-def _result(
-    context: JobContext,
-    payload: SendCampaign,
-    list_id: int,
-    sending_id: int,
-    answer: SendResult | None,
-) -> Result:
+def _result(context: JobContext, payload: SendCampaign, list_id: int, made: Made[Sent]) -> Result:
+    """What MailUp answered; for a sending found after a lost answer, only what the queues or
+    the history show (who it skipped is not known: null, not empty)."""
     account, job_id = context.claim.account, context.claim.job_id
-    outcome = {
+    answer = made.item if isinstance(made.item, SendResult) else None
+    sending_id = answer.sending_id if answer else made.item if isinstance(made.item, int) else None
+    outcome: dict[str, Any] = {
         "sending_id": sending_id,
         "sent": answer.sent if answer else None,
         "message_id": payload.message_id,
         "list_id": list_id,
-        "invalid_recipients": [s.email for s in answer.invalid] if answer else [],
-        "unprocessed_recipients": [s.email for s in answer.unprocessed] if answer else [],
-        "reconciled": answer is None,
+        "invalid_recipients": [s.email for s in answer.invalid] if answer else None,
+        "unprocessed_recipients": [s.email for s in answer.unprocessed] if answer else None,
+        "reconciled": made.reconciled,
     }
-
+    if sending_id is None:
+        outcome["note"] = (
+            "found only in the message's SendHistory, which gives a sending no Id: "
+            "it had left MailUp's queues before this job looked"
+        )
     hashed = recipient_hasher(context.settings)
 
     def record(db: Connection) -> None:
+        if sending_id is None:
+            return
         sendings.record_new(
             db,
             account,
@@ -386,7 +351,7 @@ def purge(db: Connection, job_ids: list[str], hashed: Callable[[str], str]) -> N
     a send to one address that got to its call, and for each address MailUp left out)."""
     called = db.execute(
         select(Job.id, Job.payload)
-        .join(CampaignSend, CampaignSend.job_id == Job.id)
+        .join(Creation, Creation.job_id == Job.id)
         .where(Job.id.in_(job_ids), ~exists().where(JobRecipient.job_id == Job.id))
     ).all()
     alone = [
@@ -408,7 +373,9 @@ KIND = JobKind(
     SendCampaign,
     execute,
     describe=describe,
-    delivery="at_least_once",
+    # A lost answer is looked for at MailUp (worker.engine.creation); when it cannot be
+    # found the job is in_doubt, never sent again unless the operator chose at_least_once.
+    delivery="at_most_once",
     polls=(
         Poll("sendings", lambda s: s.sending_poll, sendings.poll),
         Poll("campaign_schedules", lambda s: s.schedule_poll, schedules.dispatch_due),

@@ -11,19 +11,12 @@ user cannot send; beat asks ListUserInfo when it may send again.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    EmailStr,
-    Field,
-    PositiveInt,
-    StringConstraints,
-    model_validator,
-)
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -41,6 +34,14 @@ from worker.engine.kind import (
     in_period,
 )
 from worker.jobs import smtp_status
+from worker.jobs.fields import (
+    DisplayName,
+    DynamicFields,
+    EmailAddress,
+    HeaderText,
+    MailUpId,
+    one_line,
+)
 from worker.ledger.crypto import recipient_hasher
 from worker.ledger.db import connection
 from worker.ledger.models import EmailRecipient, Job, JobPart, JobStatus, table, utcnow
@@ -57,22 +58,56 @@ BRIEF = timedelta(seconds=30)
 CLOCK_GRACE = timedelta(seconds=1)
 
 
-def _one_line(value: str) -> str:
-    # A CR or LF would end the header it goes into and start another (header injection).
-    if "\r" in value or "\n" in value:
-        raise ValueError("must not contain a line break (CR or LF)")
+Filename = Annotated[
+    HeaderText, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\]+$")
+]
+# Headers that say who sends and who receives: only the payload's own fields set those.
+ADDRESSING = frozenset({"from", "sender", "to", "cc", "bcc", "reply-to"})
+# MIME's charset names (RFC 2978).
+Charset = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'+^_`{}~-]{1,40}$")]
+
+
+# RFC 5322's field names: printable ASCII but the colon.
+_HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
+
+
+def _header_name(value: str) -> str:
+    # Named as the field, not by the key: the key is what is hostile (a line break, say).
+    if not _HEADER_NAME.fullmatch(value):
+        raise FieldError("extended_headers", f"{value!r} is not a header name")
+    if value.lower() in ADDRESSING:
+        raise FieldError("extended_headers", f"{value} is set by sender, to, cc, bcc, reply_to")
     return value
 
 
-HeaderText = Annotated[str, AfterValidator(_one_line)]
-Filename = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")
-]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+
+
+def mailbox(value: str) -> dict[str, str | None]:
+    """``addr`` or ``Name <addr>`` (the name may be in double quotes) as its two parts.
+
+    Anything else is refused, not guessed at: where a lenient parser (``parseaddr``) finds
+    another address or drops one, this finds an error."""
+    text = one_line(value).strip()  # the whole first: a stripped end may hold a CR
+    if "<" not in text and ">" not in text:
+        return {"name": None, "email": text}
+    if text.count("<") != 1 or text.count(">") != 1 or not text.endswith(">"):
+        raise ValueError('must be one address: "addr" or "Name <addr>"')
+    name, _, email = text[:-1].partition("<")
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1]
+    return {"name": name or None, "email": email}
 
 
 class Address(Payload):
-    email: EmailStr
-    name: HeaderText | None = Field(default=None, max_length=200)
+    email: EmailAddress
+    name: DisplayName | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parsed(cls, value: Any) -> Any:
+        return mailbox(value) if isinstance(value, str) else value
 
 
 class Part(Payload):
@@ -114,7 +149,7 @@ class Campaign(Payload):
     # When MailUp should send it; a naive time is refused (whose clock would it be?).
     schedule: AwareDatetime | None = None
     skip_dynamic_fields: bool | None = None
-    dynamic_fields: dict[str, str] = Field(default_factory=dict)
+    dynamic_fields: DynamicFields = Field(default_factory=dict)
 
 
 class Email(Payload):
@@ -125,9 +160,9 @@ class Email(Payload):
     to: list[Address] = Field(default_factory=list)
     cc: list[Address] = Field(default_factory=list)
     bcc: list[Address] = Field(default_factory=list)
-    reply_to: EmailStr | None = None
-    charset: str = "utf-8"
-    extended_headers: dict[HeaderText, HeaderText] = Field(default_factory=dict)
+    reply_to: EmailAddress | None = None
+    charset: Charset = "utf-8"
+    extended_headers: dict[HeaderName, HeaderText] = Field(default_factory=dict)
     attachments: list[Part] = Field(default_factory=list)
     embedded_images: list[Part] = Field(default_factory=list)
     campaign: Campaign | None = None
@@ -159,7 +194,7 @@ class SendMessage(Email):
 
 
 class SendTemplate(Email):
-    template_id: PositiveInt
+    template_id: MailUpId
 
 
 # --- the rows beside the job ------------------------------------------------------------

@@ -1,29 +1,29 @@
 """Job kinds ``group_create``, ``group_update``, ``group_delete`` and ``group_clear`` (remove
 every recipient from a group), and the ledger's mirror of the lists' groups (``groups``).
 
-Group names are unique per list here, so that a creation whose answer was lost is
-reconciled by name (see ``worker.jobs.lists``).
+Group names are unique per list here, so that a creation whose answer was lost is found
+again by name (``worker.engine.creation``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Self
 
 from pydantic import Field, model_validator
 from sqlalchemy import Connection, select, update
 
 from worker.engine.clients import console_client
+from worker.engine.creation import Making, Seen, create, refuse_taken
 from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Refused, Result
-from worker.jobs.fields import ListId
+from worker.jobs.fields import ListId, MailUpId
 from worker.jobs.lists import Name
 from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import ListGroup, utcnow
-from worker.mailup.errors import AmbiguousError, PermanentError, TransientError
+from worker.mailup.errors import PermanentError
 from worker.mailup.lists import Group, Groups
 from worker.settings import Settings
-
-GroupId = Field(gt=0)
 
 
 class CreateGroup(Payload):
@@ -34,7 +34,7 @@ class CreateGroup(Payload):
 
 class UpdateGroup(Payload):
     list_id: ListId
-    group_id: int = GroupId
+    group_id: MailUpId
     name: Name | None = None
     notes: str | None = Field(default=None, max_length=1000)
 
@@ -49,38 +49,23 @@ class GroupRef(Payload):
     """A group of a list, to delete or to empty."""
 
     list_id: ListId
-    group_id: int = GroupId
+    group_id: MailUpId
 
 
 def execute_create(context: JobContext, payload: CreateGroup) -> Result:
-    account = context.claim.account
-    groups = Groups(console_client(context.settings, account))
-    existing = _named(groups, payload.list_id, payload.name)
-    if existing is not None:
-        if context.claim.number == 1:
-            raise Refused(
-                "group_exists",
-                f"list {payload.list_id} has a group named {payload.name!r} (id {existing.id})",
-            )
-        return _result(account, existing, reconciled=True)  # an earlier try made it
-    context.calling()
-    try:
-        group = groups.create(payload.list_id, payload.name, payload.notes)
-    except AmbiguousError as exc:
-        found = _named(groups, payload.list_id, payload.name)
-        if found is None:
-            raise TransientError(
-                f"{exc.message}; list {payload.list_id} has no group named {payload.name!r}: "
-                "trying again",
-                http_status=exc.http_status,
-                code=exc.code,
-            ) from None
-        return _result(account, found, reconciled=True)
-    return _result(account, group, reconciled=False)
+    groups = Groups(console_client(context.settings, context.claim.account))
+    list_id, name = payload.list_id, payload.name
 
+    def look(left_at: datetime | None) -> list[Seen[Group]]:
+        return [Seen(f"group:{g.id}", g) for g in groups.read(list_id) if g.name == name]
 
-def _named(groups: Groups, list_id: int, name: str) -> Group | None:
-    return next((g for g in groups.read(list_id) if g.name == name), None)
+    def make() -> Seen[Group]:
+        group = groups.create(list_id, name, payload.notes)
+        return Seen(f"group:{group.id}", group)
+
+    what = f"a group named {name!r} in list {list_id}"
+    made = create(context, Making(look, make, what), check=refuse_taken("group_exists", what))
+    return _result(context.claim.account, made.item, reconciled=made.reconciled)
 
 
 def execute_update(context: JobContext, payload: UpdateGroup) -> Result:
@@ -101,7 +86,7 @@ def execute_delete(context: JobContext, payload: GroupRef) -> Result:
     try:
         Groups(console_client(context.settings, account)).delete(payload.list_id, payload.group_id)
     except PermanentError as exc:
-        if exc.http_status != 404 or context.claim.number == 1:
+        if not context.deleted_earlier(exc):
             raise  # (a 404 after an earlier try: that try deleted it, its answer lost)
     return Result(
         outcome={"list_id": payload.list_id, "group_id": payload.group_id, "deleted": True},

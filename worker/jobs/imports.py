@@ -2,21 +2,27 @@
 chunk posted to MailUp's asynchronous import (job kind ``import_chunk``), and MailUp's
 progress polled by beat until every chunk has completed.
 
-An import (``imports``) holds what was read and refused; each chunk (``import_chunks``)
-its rows, its job, MailUp's import id and, once MailUp says so, its counters. A chunk
-whose answer is lost stays in doubt: MailUp's import list cannot tell which import it was.
+An import (``imports``) holds what was read and refused, and where and why it stopped if a
+line could not be read; each chunk (``import_chunks``) its rows, its job, MailUp's import
+id and, once MailUp says so, its counters. A chunk whose answer is lost stays in doubt:
+MailUp's import list cannot tell which import it was.
+
+Each poll asks about a bounded number of chunks per account (``per_tick``: a share of the
+account's Console calls), those asked least recently first, so that every chunk gets its
+turn however many are pending. A chunk MailUp answers 404 for ``MISSES`` times in a row is
+``unknown`` there, with the reason, and not asked about again.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.orm import Session, defer
 
 from worker.engine.clients import console_client
@@ -49,6 +55,12 @@ _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[A-Za-z]{2,}$")
 _DIGITS = re.compile(r"^[0-9]{5,15}$")
 _PREFIX = re.compile(r"^(\+|00)?[0-9]{1,4}$")
 _COUNTERS = ("updated", "valid", "created", "imported", "not_valid")
+# The share of an account's Console calls over the poll's interval that a poll takes:
+# posting chunks, operators' reads and the other polls need the rest.
+POLL_SHARE = 0.25
+# MailUp may answer 404 for an import it made a moment ago (not listed yet): once is no
+# proof it does not know it.
+MISSES = 3
 
 
 class ImportChunkJob(Payload):
@@ -71,6 +83,11 @@ class Chunk:
 def check_row(values: Mapping[str, str], fields: Mapping[str, int]) -> dict[str, Any] | str:
     """A row as a MailUp recipient, or why it is refused. ``values`` maps lower-case column
     names to text; ``fields`` maps other (lower-case) columns to MailUp field ids."""
+    # A NUL is no text a recipient holds (a binary or UTF-16 file, most likely), and
+    # PostgreSQL refuses it in text.
+    nul = next((column for column, value in values.items() if "\0" in value), None)
+    if nul is not None:
+        return f"{nul}: holds a NUL byte"
     email = (values.get("email") or "").strip()
     if not email:
         return "email: missing"
@@ -177,9 +194,10 @@ def begin(
 
 
 def refuse(settings: Settings, import_id: str, rejected: Iterable[tuple[int, str, str]]) -> None:
-    """Keep rows refused at the door: (line, reason, the row as read)."""
+    """Keep rows refused at the door: (line, reason, the row as read, a NUL shown as \\0:
+    PostgreSQL refuses it in text)."""
     rows = [
-        {"import_id": import_id, "line": line, "reason": reason, "row": text}
+        {"import_id": import_id, "line": line, "reason": reason, "row": text.replace("\0", "\\0")}
         for line, reason, text in rejected
     ]
     if rows:
@@ -188,54 +206,113 @@ def refuse(settings: Settings, import_id: str, rejected: Iterable[tuple[int, str
 
 
 def finish(
-    settings: Settings, import_id: str, *, rows_read: int, rejected: int, chunks: int
+    settings: Settings,
+    import_id: str,
+    *,
+    rows_read: int,
+    rejected: int,
+    chunks: int,
+    failed: tuple[int, str] | None = None,
 ) -> None:
-    """Every row read and every chunk queued."""
+    """Every row read and every chunk queued; or, ``failed`` (line, reason), the import
+    stopped at that line: the counts are those of the rows before it."""
+    now = utcnow()
+    ended = (
+        {"queued_at": now}
+        if failed is None
+        else {"failed_at": now, "failed_line": failed[0], "failed_reason": failed[1]}
+    )
     with connection(settings.ledger_url) as db:
         db.execute(
             update(RecipientImport)
             .where(RecipientImport.id == import_id)
-            .values(rows_read=rows_read, rows_rejected=rejected, chunks=chunks, queued_at=utcnow())
+            .values(rows_read=rows_read, rows_rejected=rejected, chunks=chunks, **ended)
         )
 
 
+def per_tick(settings: Settings) -> int:
+    """How many chunks of one account a poll asks about: its share of the account's
+    Console calls over the interval, so a poll also ends well within it."""
+    return max(1, int(settings.console_per_second * settings.import_poll * POLL_SHARE))
+
+
 def poll(settings: Settings) -> int:
-    """Ask MailUp how each posted, unfinished chunk is doing; record what it says.
-    Returns how many chunks completed."""
-    with connection(settings.ledger_url) as db:
-        pending = db.execute(
-            select(
-                RecipientImport.account,
-                ImportChunk.import_id,
-                ImportChunk.number,
-                ImportChunk.mailup_import_id,
-            )
-            .join(RecipientImport, RecipientImport.id == ImportChunk.import_id)
-            .where(ImportChunk.mailup_import_id.is_not(None), ImportChunk.completed_at.is_(None))
-            .order_by(ImportChunk.checked_at.is_not(None), ImportChunk.checked_at)
-        ).all()
+    """Ask MailUp how posted, unfinished chunks are doing, ``per_tick`` of each account, and
+    record what it says. Returns how many chunks completed."""
+    return sum(_poll_account(settings, account) for account in settings.accounts)
+
+
+def _poll_account(settings: Settings, account: str) -> int:
+    pending = _pending(settings, account, per_tick(settings))
+    if not pending:
+        return 0
+    recipients = Recipients(console_client(settings, account))
     completed = 0
-    for account, import_id, number, mailup_id in pending:
+    for import_id, number, mailup_id, misses in pending:
         assert mailup_id is not None  # (selected so)
         try:
-            status = Recipients(console_client(settings, account)).import_status(mailup_id)
-        except MailUpError:
-            continue  # asked again at the next poll
-        completed += status.completed
+            status = recipients.import_status(mailup_id)
+        except MailUpError as exc:
+            values = _failed(exc, mailup_id, misses)
+        else:
+            completed += status.completed
+            values = _counters(status)
         with connection(settings.ledger_url) as db:
             db.execute(
                 update(ImportChunk)
                 .where(ImportChunk.import_id == import_id, ImportChunk.number == number)
-                .values(**_counters(status))
+                .values(**values)
             )
     return completed
 
 
+def _pending(
+    settings: Settings, account: str, limit: int
+) -> Sequence[Row[str, int, int | None, int]]:
+    """The account's posted chunks still to finish, those asked least recently first."""
+    with connection(settings.ledger_url) as db:
+        return db.execute(
+            select(
+                ImportChunk.import_id,
+                ImportChunk.number,
+                ImportChunk.mailup_import_id,
+                ImportChunk.misses,
+            )
+            .join(RecipientImport, RecipientImport.id == ImportChunk.import_id)
+            .where(
+                RecipientImport.account == account,
+                ImportChunk.mailup_import_id.is_not(None),
+                ImportChunk.completed_at.is_(None),
+                ImportChunk.unknown_reason.is_(None),
+            )
+            .order_by(ImportChunk.checked_at.is_not(None), ImportChunk.checked_at)
+            .limit(limit)
+        ).all()
+
+
 def _counters(status: ImportStatus) -> dict[str, Any]:
     now = utcnow()
-    values: dict[str, Any] = {"checked_at": now, "completed_at": now if status.completed else None}
+    values: dict[str, Any] = {
+        "checked_at": now,
+        "completed_at": now if status.completed else None,
+        "misses": 0,
+    }
     if status.completed:
         values.update({name: getattr(status, name) for name in _COUNTERS})
+    return values
+
+
+def _failed(exc: MailUpError, mailup_id: int, misses: int) -> dict[str, Any]:
+    """The chunk had its turn (asked again after the others); a 404 counts towards giving
+    up on it."""
+    values: dict[str, Any] = {"checked_at": utcnow()}
+    if exc.http_status == 404:
+        values["misses"] = misses + 1
+        if misses + 1 >= MISSES:
+            values["unknown_reason"] = (
+                f"MailUp does not know import {mailup_id}: {MISSES} answers 404 in a row, "
+                f"the last {exc.message!r}"
+            )
     return values
 
 
@@ -262,6 +339,7 @@ def show(settings: Settings, import_id: str) -> dict[str, Any] | None:
             **_summary(record),
             "totals": {name: sum(c[name] or 0 for c in views) for name in _COUNTERS},
             "chunks_completed": sum(1 for c in views if c["completed_at"]),
+            "chunks_unknown": sum(1 for c in views if c["unknown_reason"]),
             "chunks": views,
             "rejected": [{"line": r.line, "reason": r.reason, "row": r.row} for r in rejected],
         }
@@ -276,6 +354,7 @@ def listing(settings: Settings, *, limit: int = 50) -> list[dict[str, Any]]:
                 RecipientImport,
                 func.count(ImportChunk.number).label("chunks_queued"),
                 func.count(ImportChunk.completed_at).label("chunks_completed"),
+                func.count(ImportChunk.unknown_reason).label("chunks_unknown"),
                 *totals,
             )
             .outerjoin(ImportChunk, ImportChunk.import_id == RecipientImport.id)
@@ -287,6 +366,7 @@ def listing(settings: Settings, *, limit: int = 50) -> list[dict[str, Any]]:
             {
                 **_summary(row[0]),
                 "chunks_completed": row.chunks_completed,
+                "chunks_unknown": row.chunks_unknown,
                 "totals": {name: getattr(row, name) for name in _COUNTERS},
             }
             for row in rows
@@ -296,6 +376,7 @@ def listing(settings: Settings, *, limit: int = 50) -> list[dict[str, Any]]:
 def _summary(record: RecipientImport) -> dict[str, Any]:
     return {
         "id": record.id,
+        "state": _state(record),
         "account": record.account,
         "list_id": record.list_id,
         "group_id": record.group_id,
@@ -307,7 +388,18 @@ def _summary(record: RecipientImport) -> dict[str, Any]:
         "chunks": record.chunks,
         "created_at": record.created_at.isoformat(),
         "queued_at": record.queued_at.isoformat() if record.queued_at else None,
+        "failed_at": record.failed_at.isoformat() if record.failed_at else None,
+        "failed_line": record.failed_line,
+        "failed_reason": record.failed_reason,
     }
+
+
+def _state(record: RecipientImport) -> str:
+    """``reading`` until every chunk is queued (or for good, if the producer died),
+    ``queued`` then; ``failed`` if it stopped at a line it could not read."""
+    if record.failed_at:
+        return "failed"
+    return "queued" if record.queued_at else "reading"
 
 
 def _chunk_view(row: ImportChunk) -> dict[str, Any]:
@@ -317,6 +409,7 @@ def _chunk_view(row: ImportChunk) -> dict[str, Any]:
         "rows": row.rows,
         "mailup_import_id": row.mailup_import_id,
         "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+        "unknown_reason": row.unknown_reason,
         **{name: getattr(row, name) for name in _COUNTERS},
     }
 

@@ -8,18 +8,20 @@ again — instead of being left in doubt or creating a second list.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import EmailStr, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from sqlalchemy import Connection, select, update
 
 from worker.engine.clients import console_client
-from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Refused, Result
-from worker.jobs.fields import ListId
+from worker.engine.creation import Making, Seen, create, refuse_taken
+from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Result
+from worker.jobs.fields import EmailAddress, ListId
 from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import MailingList, utcnow
-from worker.mailup.errors import AmbiguousError, PermanentError, TransientError
+from worker.mailup.errors import PermanentError
 from worker.mailup.lists import Country, ListDetails, ListFields, Lists, ListSummary, TimeZone
 from worker.settings import Settings
 
@@ -32,7 +34,7 @@ GuidText = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$")]
 class ListSettings(Payload):
     """The optional settings of a list, on creation and update."""
 
-    reply_to: EmailStr | None = None
+    reply_to: EmailAddress | None = None
     description: str | None = Field(default=None, max_length=1000)
     time_zone_code: str | None = Field(default=None, max_length=40)
     sms_sender_name: str | None = Field(
@@ -46,7 +48,7 @@ class CreateList(ListSettings):
     ``settings_from``, or from the account's default settings."""
 
     name: Name
-    owner_email: EmailStr
+    owner_email: EmailAddress
     sender_name: Text
     company_name: Text
     contact_name: Text
@@ -63,7 +65,7 @@ class CreateList(ListSettings):
 class UpdateList(ListSettings):
     list_id: ListId
     name: Name | None = None
-    owner_email: EmailStr | None = None
+    owner_email: EmailAddress | None = None
     sender_name: Text | None = None
     company_name: Text | None = None
     contact_name: Text | None = None
@@ -95,32 +97,19 @@ def _fields(payload: CreateList | UpdateList) -> ListFields:
 def execute_create(context: JobContext, payload: CreateList) -> Result:
     settings, account = context.settings, context.claim.account
     lists = Lists(console_client(settings, account))
-    existing = _named(lists, payload.name)
-    if existing is not None:
-        if context.claim.number == 1:
-            raise Refused(
-                "list_exists", f"a list named {payload.name!r} exists already (id {existing.id})"
-            )
-        # A try before this one may have created it, its answer lost: it is ours.
-        return _created(settings, account, lists.details(existing.id), adopted=True)
-    context.calling()
-    try:
+
+    def look(left_at: datetime | None) -> list[Seen[ListSummary | ListDetails]]:
+        return [Seen(f"list:{item.id}", item) for item in lists.read() if item.name == payload.name]
+
+    def make() -> Seen[ListSummary | ListDetails]:
         details = lists.create(_fields(payload), settings_from=payload.settings_from)
-    except AmbiguousError as exc:
-        found = _named(lists, payload.name)
-        if found is None:
-            raise TransientError(
-                f"{exc.message}; no list named {payload.name!r} exists: trying again",
-                http_status=exc.http_status,
-                code=exc.code,
-            ) from None
-        details = lists.details(found.id)
-        return _created(settings, account, details, adopted=True)
-    return _created(settings, account, details, adopted=False)
+        return Seen(f"list:{details.id}", details)
 
-
-def _named(lists: Lists, name: str) -> ListSummary | None:
-    return next((item for item in lists.read() if item.name == name), None)
+    what = f"a list named {payload.name!r}"
+    made = create(context, Making(look, make, what), check=refuse_taken("list_exists", what))
+    found = made.item
+    details = found if isinstance(found, ListDetails) else lists.details(found.id)
+    return _created(settings, account, details, adopted=made.reconciled)
 
 
 def _created(settings: Settings, account: str, details: ListDetails, *, adopted: bool) -> Result:
@@ -151,7 +140,7 @@ def execute_delete(context: JobContext, payload: DeleteList) -> Result:
         lists.delete(payload.list_id, guid)
     except PermanentError as exc:
         # A try before this one deleted it, its answer lost: the end state is reached.
-        if exc.http_status != 404 or context.claim.number == 1:
+        if not context.deleted_earlier(exc):
             raise
     return Result(
         outcome={"list_id": payload.list_id, "deleted": True},

@@ -15,20 +15,22 @@ Attachment bytes are staged beside the job (``job_parts``), never in the payload
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any, Self
 
 from pydantic import Field, StringConstraints, model_validator
 from sqlalchemy import Connection, insert, select, update
 
 from worker.engine.clients import console_client
+from worker.engine.creation import Making, Seen, create, refuse_taken
 from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Refused, Result
-from worker.jobs.email import HeaderText, Part
-from worker.jobs.fields import ListId
+from worker.jobs.email import Part
+from worker.jobs.fields import HeaderText, ListId, MailUpId
 from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import EmailMessage, JobPart, table, utcnow
 from worker.ledger.store import Statement
-from worker.mailup.errors import AmbiguousError, MailUpError, PermanentError, TransientError
+from worker.mailup.errors import MailUpError, PermanentError
 from worker.mailup.messages import (
     SLOTS,
     Attachment,
@@ -43,7 +45,6 @@ from worker.mailup.messages import (
 )
 from worker.settings import Settings
 
-MessageId = Field(gt=0)
 Subject = Annotated[
     HeaderText, StringConstraints(strip_whitespace=True, min_length=1, max_length=998)
 ]
@@ -51,7 +52,7 @@ Html = Annotated[str, StringConstraints(min_length=1)]
 Notes = Annotated[str, StringConstraints(max_length=1000)]
 TagName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 # A tag by id, or by name (a name that is all digits and names no tag is taken as an id).
-TagKey = int | TagName
+TagKey = MailUpId | TagName
 Slot = Annotated[int, Field(ge=SLOTS.start, le=SLOTS.stop - 1)]
 ATTACHMENT = "attachment"  # their role in job_parts
 
@@ -80,7 +81,7 @@ class CreateMessage(Payload):
 
 class UpdateMessage(Payload):
     list_id: ListId
-    message_id: int = MessageId
+    message_id: MailUpId
     subject: Subject | None = None
     html: Html | None = None
     notes: Notes | None = None
@@ -99,20 +100,20 @@ class UpdateMessage(Payload):
 
 class CopyMessage(Payload):
     list_id: ListId
-    message_id: int = MessageId
+    message_id: MailUpId
     subject: Subject | None = None
     notes: Notes | None = None
 
 
 class MessageVisibility(Payload):
     list_id: ListId
-    message_id: int = MessageId
+    message_id: MailUpId
     published: bool
 
 
 class MessageDynamicFields(Payload):
     list_id: ListId
-    message_id: int = MessageId
+    message_id: MailUpId
     enabled: bool
 
 
@@ -123,25 +124,25 @@ class CreateTag(Payload):
 
 class RenameTag(Payload):
     list_id: ListId
-    tag_id: int = Field(gt=0)
+    tag_id: MailUpId
     name: TagName
 
 
 class DeleteTag(Payload):
     list_id: ListId
-    tag_id: int = Field(gt=0)
+    tag_id: MailUpId
 
 
 class AddAttachment(Payload):
     list_id: ListId
-    message_id: int = MessageId
+    message_id: MailUpId
     slot: Slot
     attachment: Part
 
 
 class DeleteAttachment(Payload):
     list_id: ListId
-    message_id: int = MessageId
+    message_id: MailUpId
     slot: Slot
 
 
@@ -192,9 +193,9 @@ def execute_create(context: JobContext, payload: CreateMessage) -> Result:
         use_dynamic_fields=payload.use_dynamic_fields,
         tags=tags,
     )
-    context.calling()
-    # A lost answer (AmbiguousError) leaves the job in doubt: the message may exist.
-    message = messages.create(payload.list_id, new)
+    made = create(context, _making_message(messages, payload.list_id, new))
+    found = made.item
+    message = found if isinstance(found, MessageDetails) else messages.details(*_ids(found))
     attached: list[Attachment] = []
     pairs = zip(payload.attachments, contents, strict=True)
     for slot, (part, content) in enumerate(pairs, start=SLOTS.start):
@@ -216,10 +217,32 @@ def execute_create(context: JobContext, payload: CreateMessage) -> Result:
     outcome = _outcome(message) | {
         "tags": [t.name for t in tags],
         "attachments": [{"slot": a.slot, "name": a.name} for a in attached],
+        "reconciled": made.reconciled,
     }
     return Result(
         outcome=outcome, record=lambda db: mirror(db, account, [message]), http_status=200
     )
+
+
+def _making_message(
+    messages: Messages, list_id: int, new: NewMessage
+) -> Making[MessageSummary | MessageDetails]:
+    """A message of the list with that subject (subjects need not be unique: one made since
+    the call, by no other job, is this one's)."""
+
+    def look(left_at: datetime | None) -> list[Seen[MessageSummary | MessageDetails]]:
+        found = messages.read(list_id)
+        return [Seen(f"message:{m.id}", m) for m in found if m.subject == new.subject]
+
+    def make() -> Seen[MessageSummary | MessageDetails]:
+        message = messages.create(list_id, new)
+        return Seen(f"message:{message.id}", message)
+
+    return Making(look, make, f"a message {new.subject!r} in list {list_id}")
+
+
+def _ids(message: MessageSummary) -> tuple[int, int]:
+    return message.list_id, message.id
 
 
 def execute_update(context: JobContext, payload: UpdateMessage) -> Result:
@@ -279,7 +302,7 @@ def _resolve(messages: Messages, list_id: int, wanted: Sequence[int | str]) -> t
     unknown: list[str] = []
     for key in wanted:
         tag = by_name.get(key) if isinstance(key, str) else None
-        if tag is None and str(key).isdigit():
+        if tag is None and str(key).isascii() and str(key).isdigit():  # not "²": int() fails
             tag = by_id.get(int(key))
         if tag is None:
             unknown.append(repr(key))
@@ -317,28 +340,18 @@ def _mirrored(account: str, message: MessageDetails) -> Result:
 
 def execute_create_tag(context: JobContext, payload: CreateTag) -> Result:
     messages = Messages(console_client(context.settings, context.claim.account))
-    existing = _named(messages, payload.list_id, payload.name)
-    if existing is not None:
-        if context.claim.number == 1:
-            raise Refused(
-                "tag_exists",
-                f"list {payload.list_id} has a tag named {payload.name!r} (id {existing.id})",
-            )
-        return _tag_result(payload.list_id, existing, reconciled=True)  # an earlier try made it
-    context.calling()
-    try:
-        tag = messages.create_tag(payload.list_id, payload.name)
-    except AmbiguousError as exc:
-        found = _named(messages, payload.list_id, payload.name)
-        if found is None:
-            raise TransientError(
-                f"{exc.message}; list {payload.list_id} has no tag named {payload.name!r}: "
-                "trying again",
-                http_status=exc.http_status,
-                code=exc.code,
-            ) from None
-        return _tag_result(payload.list_id, found, reconciled=True)
-    return _tag_result(payload.list_id, tag, reconciled=False)
+    list_id, name = payload.list_id, payload.name
+
+    def look(left_at: datetime | None) -> list[Seen[Tag]]:
+        return [Seen(f"tag:{t.id}", t) for t in messages.tags(list_id) if t.name == name]
+
+    def make() -> Seen[Tag]:
+        tag = messages.create_tag(list_id, name)
+        return Seen(f"tag:{tag.id}", tag)
+
+    what = f"a tag named {name!r} in list {list_id}"
+    made = create(context, Making(look, make, what), check=refuse_taken("tag_exists", what))
+    return _tag_result(list_id, made.item, reconciled=made.reconciled)
 
 
 def execute_rename_tag(context: JobContext, payload: RenameTag) -> Result:
@@ -362,14 +375,10 @@ def execute_delete_tag(context: JobContext, payload: DeleteTag) -> Result:
     try:
         messages.delete_tag(payload.list_id, payload.tag_id)
     except PermanentError as exc:
-        if exc.http_status != 404 or context.claim.number == 1:
+        if not context.deleted_earlier(exc):
             raise  # (a 404 after an earlier try: that try deleted it, its answer lost)
     outcome = {"list_id": payload.list_id, "tag_id": payload.tag_id, "deleted": True}
     return Result(outcome=outcome, http_status=200)
-
-
-def _named(messages: Messages, list_id: int, name: str) -> Tag | None:
-    return next((t for t in messages.tags(list_id) if t.name == name), None)
 
 
 def _tag_result(list_id: int, tag: Tag, *, reconciled: bool) -> Result:

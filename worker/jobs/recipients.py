@@ -2,18 +2,23 @@
 pending with a confirmation email), ``recipient_subscribe`` and ``recipient_unsubscribe``;
 and the reads operators run.
 
-An addition whose answer was lost is reconciled by reading the recipient back by address.
+An addition is made through ``worker.engine.creation``: one whose answer was lost is found
+again by reading the recipient back by address, in the status asked for. MailUp keeps one
+recipient per address, so adding one that is there already only updates it: that call's
+lost answer is simply retried.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from worker.engine.clients import console_client
+from worker.engine.creation import Making, Seen, create
 from worker.engine.kind import JobContext, JobKind, Payload, Result
-from worker.jobs.fields import ListId
+from worker.jobs.fields import EmailAddress, ListId, MailUpId
 from worker.mailup.errors import AmbiguousError, TransientError
 from worker.mailup.recipients import Audience, Recipient, Recipients, Status
 from worker.settings import Settings
@@ -26,7 +31,7 @@ class Target(Payload):
     """A list, or one of its groups."""
 
     list_id: ListId
-    group_id: int | None = Field(default=None, gt=0)
+    group_id: MailUpId | None = None
 
     @property
     def audience(self) -> Audience:
@@ -34,7 +39,7 @@ class Target(Payload):
 
 
 class AddRecipient(Target):
-    email: EmailStr
+    email: EmailAddress
     name: str | None = Field(default=None, max_length=200)
     mobile_number: Mobile | None = None
     mobile_prefix: Prefix | None = None
@@ -51,42 +56,49 @@ class AddRecipient(Target):
 
 
 class RecipientRef(Target):
-    recipient_id: int = Field(gt=0)
+    recipient_id: MailUpId
     operation: Literal["subscribe", "unsubscribe"]
 
 
 def execute_add(context: JobContext, payload: AddRecipient) -> Result:
     recipients = Recipients(console_client(context.settings, context.claim.account))
-    context.calling()
-    reconciled = False
-    try:
-        recipient_id = recipients.add(
-            payload.audience, payload.recipient, confirm_email=payload.confirm_email
-        )
-    except AmbiguousError as exc:
-        found = _find(recipients, payload)
-        if found is None:
-            raise TransientError(
-                f"{exc.message}; {payload.email} is not on the list: trying again",
-                http_status=exc.http_status,
-                code=exc.code,
-            ) from None
-        recipient_id, reconciled = found, True
+    status: Status = "pending" if payload.confirm_email else "subscribed"
+    email = str(payload.email)
+    already = False
+
+    def look(left_at: datetime | None) -> list[Seen[int]]:
+        found = recipients.read(payload.audience, status, email=email)
+        ids = [r.id for r in found if r.email.lower() == email.lower() and r.id is not None]
+        return [Seen(f"recipient:{n}:{status}", n) for n in ids]
+
+    def note(before: list[Seen[int]]) -> None:
+        nonlocal already
+        already = bool(before)
+
+    def make() -> Seen[int]:
+        try:
+            recipient_id = recipients.add(
+                payload.audience, payload.recipient, confirm_email=payload.confirm_email
+            )
+        except AmbiguousError as exc:
+            if not already:
+                raise
+            # It was there already: the call only updates it, and a repeat makes nothing new.
+            raise TransientError(exc.message, http_status=exc.http_status, code=exc.code) from None
+        return Seen(f"recipient:{recipient_id}:{status}", recipient_id)
+
+    where = f"group {payload.group_id}" if payload.group_id else f"list {payload.list_id}"
+    what = f"{email} {status} in {where}"
+    made = create(context, Making(look, make, what), check=note)
     outcome = {
-        "recipient_id": recipient_id,
-        "email": str(payload.email),
+        "recipient_id": made.item,
+        "email": email,
         "list_id": payload.list_id,
         "group_id": payload.group_id,
-        "status": "pending" if payload.confirm_email else "subscribed",
-        "reconciled": reconciled,
+        "status": status,
+        "reconciled": made.reconciled,
     }
     return Result(outcome=outcome, http_status=200)
-
-
-def _find(recipients: Recipients, payload: AddRecipient) -> int | None:
-    status: Status = "pending" if payload.confirm_email else "subscribed"
-    found = recipients.read(payload.audience, status, email=str(payload.email))
-    return next((r.id for r in found if r.email.lower() == str(payload.email).lower()), None)
 
 
 def execute_subscription(context: JobContext, payload: RecipientRef) -> Result:

@@ -6,13 +6,16 @@ keeping it out of Celery (no ETA) means no broker holds it for days, nor loses i
 
 Each due schedule becomes exactly one job, even with two beats running: the dispatch is a
 conditional update (``scheduled`` → ``dispatched``) in the transaction that adds the job,
-and the job's idempotency key is the schedule's id.
+and the job's idempotency key is the schedule's id. A schedule beat could not dispatch
+within MAILUP_JOBS_SCHEDULE_MAX_LATE of its time (beat down, the ledger unreachable) is
+``missed``: a campaign hours late may say the wrong thing ("sale ends tonight"), so it is
+never sent late; an operator schedules it again if it still makes sense.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,7 +28,7 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SCHEDULED, DISPATCHED, CANCELLED = "scheduled", "dispatched", "cancelled"
+SCHEDULED, DISPATCHED, CANCELLED, MISSED = "scheduled", "dispatched", "cancelled", "missed"
 KIND = "campaign_send"
 
 
@@ -60,7 +63,9 @@ def cancel(settings: Settings, schedule_id: str) -> str:
 
 
 def dispatch_due(settings: Settings) -> int:
-    """Queue every due schedule's send, once; returns how many were queued here."""
+    """Queue every due schedule's send, once, unless it is too late; returns how many were
+    queued here."""
+    _miss_late(settings)
     with transaction(settings.ledger_url) as session:
         due = list(
             session.scalars(
@@ -82,12 +87,42 @@ def dispatch_due(settings: Settings) -> int:
     return queued
 
 
+def _miss_late(settings: Settings) -> None:
+    """Schedules past their time by more than MAILUP_JOBS_SCHEDULE_MAX_LATE become missed."""
+    now = utcnow()
+    with transaction(settings.ledger_url) as session:
+        missed = session.execute(
+            update(CampaignSchedule)
+            .where(CampaignSchedule.state == SCHEDULED, CampaignSchedule.due_at < _late(settings))
+            .values(state=MISSED, missed_at=now)
+            .returning(CampaignSchedule.id, CampaignSchedule.due_at)
+        ).all()
+    for schedule_id, due_at in missed:
+        log.warning(
+            "campaign schedule %s missed: due %s, not dispatched within "
+            "MAILUP_JOBS_SCHEDULE_MAX_LATE (%g s); it will not be sent",
+            schedule_id,
+            due_at.isoformat(),
+            settings.schedule_max_late,
+        )
+
+
+def _late(settings: Settings) -> datetime:
+    """A schedule due before this is too late to send."""
+    return utcnow() - timedelta(seconds=settings.schedule_max_late)
+
+
 def _dispatch(settings: Settings, schedule_id: str) -> tuple[str, int] | None:
-    """The job made for the schedule, or None if another beat (or a cancel) came first."""
+    """The job made for the schedule, or None if another beat (or a cancel) came first, or
+    its time is now too far past (the next dispatch marks it missed)."""
     with transaction(settings.ledger_url) as session:
         won = session.execute(
             update(CampaignSchedule)
-            .where(CampaignSchedule.id == schedule_id, CampaignSchedule.state == SCHEDULED)
+            .where(
+                CampaignSchedule.id == schedule_id,
+                CampaignSchedule.state == SCHEDULED,
+                CampaignSchedule.due_at >= _late(settings),
+            )
             .values(state=DISPATCHED, dispatched_at=utcnow())
         ).rowcount  # type: ignore[attr-defined]
         if not won:
@@ -136,4 +171,5 @@ def _view(row: CampaignSchedule) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "dispatched_at": iso(row.dispatched_at),
         "cancelled_at": iso(row.cancelled_at),
+        "missed_at": iso(row.missed_at),
     }

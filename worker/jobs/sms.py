@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import Connection, exists, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from worker.engine.kind import (
     in_period,
 )
 from worker.jobs import list_credentials, list_secret
-from worker.jobs.fields import ListId, PhoneNumber, SmsSender
+from worker.jobs.fields import DynamicFields, ListId, MailUpId, PhoneNumber, SmsSender
 from worker.ledger.crypto import recipient_hasher
 from worker.ledger.models import Job, JobRecipient, JobStatus, SmsDelivery, table, utcnow
 from worker.ledger.store import Statement
@@ -49,9 +49,9 @@ class SendSms(Payload):
     list_id: ListId
     recipient: PhoneNumber
     content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT)
-    template_id: PositiveInt | None = None
+    template_id: MailUpId | None = None
     campaign_code: str | None = Field(default=None, max_length=200)
-    dynamic_fields: dict[str, str] = Field(default_factory=dict)
+    dynamic_fields: DynamicFields = Field(default_factory=dict)
     is_unicode: bool = False
     sender: SmsSender | None = None
 

@@ -2,7 +2,8 @@
 is confirmed), ``reset_smtp_password`` and ``smtp_user_info`` (ListUserInfo).
 
 A password MailUp returns is stored encrypted (``smtp_users``) and never shown in outcomes;
-for the account's own SMTP+ user it is what later emails send with.
+for the account's own SMTP+ user it is what later emails send with. A reset whose answer is
+lost is tried again, never left in doubt: each makes a new password, the last one is kept.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Self
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import Connection
 
 from worker.engine.clients import console_client, with_smtp_user
 from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Refused, Result, Waiting
 from worker.jobs import smtp_status, trusted_senders
-from worker.jobs.fields import ListId
+from worker.jobs.fields import EmailAddress, ListId
 from worker.ledger import store
 from worker.ledger.crypto import secret_box
 from worker.ledger.db import connection
@@ -29,7 +30,7 @@ from worker.settings import Settings
 
 class CreateSmtpUser(Payload):
     list_id: ListId
-    trusted_senders: list[EmailStr] = Field(default_factory=list)
+    trusted_senders: list[EmailAddress] = Field(default_factory=list)
     trusted_domains: list[str] = Field(default_factory=list)
     is_enabled: bool = True
     note: str = Field(default="", max_length=500)
@@ -130,7 +131,9 @@ def _user_result(settings: Settings, account: str, list_id: int, user: SmtpPlusU
 
 
 CREATE = JobKind("create_smtp_user", CreateSmtpUser, execute_create)
-RESET = JobKind("reset_smtp_password", ResetSmtpPassword, execute_reset)
+# A reset is safe to repeat (see ConsoleClient.reset_smtp_password): a worker lost mid-call
+# runs it again rather than leave the job in doubt without a password that works.
+RESET = JobKind("reset_smtp_password", ResetSmtpPassword, execute_reset, delivery="at_least_once")
 # ListUserInfo is a call of the transactional email API: its codes are that API's.
 INFO = JobKind("smtp_user_info", SmtpUserInfo, execute_info, api=Api.EMAIL)
 

@@ -1,26 +1,39 @@
-"""Job kind ``trusted_sender`` (trust or disable an address) and the mirror of an account's
-trusted senders in the ledger, kept by ``sync`` (beat polls it).
+"""Job kind ``trusted_sender`` (trust or disable an address), the mirror of an account's
+trusted senders in the ledger, kept by ``sync`` (beat polls it), and ``check_sender``, what
+a send from an address waits for.
 
-Addresses are matched without regard to case, as MailUp does. Trusting again an address
-that is confirmed would send it back to NotConfirmed, and a disabled one cannot be trusted
+Addresses are matched without regard to case, as MailUp does. A sender is trusted when its
+StatusCode is neither 0 (not confirmed) nor 2 (blocked): doc 004. Trusting again an address
+that is trusted would send it back to NotConfirmed, and a disabled one cannot be trusted
 again (the docs): both are refused with the reason unless ``force`` is given.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import Connection, func, insert, select
 
 from worker.engine.clients import console_client
-from worker.engine.kind import FieldError, JobContext, JobKind, Payload, Poll, Refused, Result
+from worker.engine.kind import (
+    FieldError,
+    JobContext,
+    JobKind,
+    Payload,
+    Poll,
+    Refused,
+    Result,
+    Waiting,
+)
+from worker.jobs.fields import EmailAddress
 from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import TrustedSender as MirrorRow
 from worker.ledger.models import TrustedSenderChange, utcnow
-from worker.mailup.console import BLOCKED, CONFIRMED, ConsoleClient, TrustedSender
+from worker.mailup.console import BLOCKED, NOT_CONFIRMED, ConsoleClient, TrustedSender, trusted
 from worker.mailup.errors import MailUpError
 from worker.settings import Settings
 
@@ -29,10 +42,10 @@ log = logging.getLogger(__name__)
 
 class ManageTrustedSender(Payload):
     operation: Literal["add", "disable"]
-    email: EmailStr
+    email: EmailAddress
     # To disable: found on MailUp by address when omitted.
     sender_id: str | None = Field(default=None, max_length=64)
-    # To add an address that is already confirmed (back to NotConfirmed) or disabled.
+    # To add an address that is already trusted (back to NotConfirmed) or disabled.
     force: bool = False
 
     @model_validator(mode="after")
@@ -46,14 +59,61 @@ class ManageTrustedSender(Payload):
 
 def refusal(status_code: int | None, email: str) -> tuple[str, str] | None:
     """Why trusting ``email`` again is refused without force: (code, reason), or None."""
-    if status_code == CONFIRMED:
-        return "sender_confirmed", (
-            f"{email} is already a confirmed trusted sender: trusting it again would send it "
-            "back to NotConfirmed until its owner clicks a new link (force it to do so)"
-        )
     if status_code == BLOCKED:
         return "sender_blocked", f"{email} was disabled: MailUp will not trust it again"
+    if status_code is not None and trusted(status_code):
+        return "sender_confirmed", (
+            f"{email} is already a confirmed trusted sender (StatusCode {status_code}): "
+            "trusting it again would send it back to NotConfirmed until its owner clicks a "
+            "new link (force it to do so)"
+        )
     return None
+
+
+def check_sender(context: JobContext, email: str) -> None:
+    """Return if ``email`` is a trusted sender of the job's account. Unconfirmed, the job
+    waits for its owner's click (beat's poll wakes it), but not forever: past
+    MAILUP_JOBS_SENDER_CONFIRM_DAYS since the ledger saw it become unconfirmed, it fails."""
+    settings, account = context.settings, context.claim.account
+    status = statuses(settings, account, [email])[email]
+    if status is None or not trusted(status):
+        sync(settings, account)  # the mirror may be behind MailUp
+        status = statuses(settings, account, [email])[email]
+    if status is None:
+        raise Refused("sender_unknown", f"{email} is not a trusted sender of account {account}")
+    if status == BLOCKED:
+        raise Refused("sender_blocked", f"trusted sender {email} is blocked")
+    if trusted(status):
+        return
+    since = _unconfirmed_since(settings, account, email)
+    deadline = since + timedelta(days=settings.sender_confirm_days)
+    now = utcnow()
+    if now >= deadline:
+        raise Refused(
+            "sender_unconfirmed",
+            f"trusted sender {email} still not confirmed {settings.sender_confirm_days:g} days "
+            f"after {since:%Y-%m-%d %H:%M} UTC (MAILUP_JOBS_SENDER_CONFIRM_DAYS): its owner "
+            "has not clicked MailUp's link; trust it again to send a new one",
+        )
+    raise Waiting(
+        min(now + timedelta(seconds=settings.trusted_sender_poll), deadline),
+        f"waiting for trusted sender confirmation: {email} (until {deadline:%Y-%m-%d %H:%M} UTC)",
+    )
+
+
+def _unconfirmed_since(settings: Settings, account: str, email: str) -> datetime:
+    """When the ledger last saw the sender become NotConfirmed: first seen so, or trusted
+    again."""
+    with connection(settings.ledger_url) as db:
+        since = db.scalar(
+            select(func.max(TrustedSenderChange.seen_at)).where(
+                TrustedSenderChange.account == account,
+                func.lower(TrustedSenderChange.email) == email.lower(),
+                TrustedSenderChange.new_status_code == NOT_CONFIRMED,
+            )
+        )
+    assert since is not None, "the mirror records every status it takes as a change"
+    return since
 
 
 def execute(context: JobContext, payload: ManageTrustedSender) -> Result:

@@ -61,7 +61,7 @@ def _box(key: bytes) -> SecretBox:
 
 def _installation_key(settings: Settings) -> bytes:
     key = settings.secret_key.get_secret_value().encode()
-    if not key and settings.database_url and not settings.database_url.startswith("sqlite"):
+    if not key and settings.ledger_is_shared:
         # Each host would generate its own key and could not read the others' secrets.
         raise ConfigurationError(
             "MAILUP_JOBS_SECRET_KEY must be set when the ledger is shared "

@@ -93,6 +93,9 @@ class AttemptOutcome(enum.StrEnum):
     CALLING = "calling"  # committed before the request leaves; still open = fate unknown
     SUCCEEDED = "succeeded"
     TRANSIENT = "transient"  # failed, retried later
+    # No answer, or one that proves nothing, to an idempotent call: retried later, though
+    # MailUp may have acted on it.
+    UNKNOWN = "unknown"
     PERMANENT = "permanent"  # failed, never retried
     IN_DOUBT = "in_doubt"  # the request may have been processed
     PAUSED = "paused"  # the account's channel cannot send until someone acts; not counted
@@ -389,6 +392,11 @@ class RecipientImport(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # When every row was read and every chunk queued (None: still being read, or cut short).
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When it stopped at a line it could not read, and why: the rows before that line are
+    # counted above and queued, nothing from it on.
+    failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    failed_line: Mapped[int | None] = mapped_column(Integer)
+    failed_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ImportChunk(Base):
@@ -407,6 +415,10 @@ class ImportChunk(Base):
     mailup_import_id: Mapped[int | None] = mapped_column(BigInteger)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # MailUp's 404s for it in a row; after a few it is taken as unknown there, and not
+    # asked about again (the reason says why).
+    misses: Mapped[int] = mapped_column(Integer, server_default="0")
+    unknown_reason: Mapped[str | None] = mapped_column(Text)
     updated: Mapped[int | None] = mapped_column(Integer)
     valid: Mapped[int | None] = mapped_column(Integer)
     created: Mapped[int | None] = mapped_column(Integer)
@@ -447,17 +459,27 @@ class EmailMessage(Base):
     __table_args__ = (Index(None, "account", "list_id"),)
 
 
-class CampaignSend(Base):
-    """What a campaign send job knew before its call: the message's sendings then, so that
-    a sending made by a call whose answer was lost can be told apart from the others."""
+class Creation(Base):
+    """A job's call that makes something at MailUp (a sending, a list, a group, a tag, a
+    message, a recipient), kept so that a call whose answer was lost can be told apart from
+    what others made: what MailUp held before it (``before``), when it left, until when its
+    outcome is looked for, and what it made (``made``) once known. Keys are the kind's own
+    (``sending:12``, ``group:4`` …)."""
 
-    __tablename__ = "campaign_sends"
+    __tablename__ = "creations"
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     account: Mapped[str] = mapped_column(String(64))
-    message_id: Mapped[int] = mapped_column(Integer)
-    known_sendings: Mapped[list[int]] = mapped_column(JSON)
-    taken_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    before: Mapped[list[str]] = mapped_column(JSON)
+    left_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Set once an answer was lost: the end of the verification window.
+    verify_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    looks: Mapped[int] = mapped_column(Integer, default=0)
+    # What MailUp (or the network) answered the call whose outcome is unknown.
+    answer: Mapped[str | None] = mapped_column(Text)
+    made: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (Index(None, "account", "made"),)
 
 
 class Sending(Base):
@@ -473,10 +495,12 @@ class Sending(Base):
     list_id: Mapped[int | None] = mapped_column(Integer)
     subject: Mapped[str | None] = mapped_column(Text)
     sent: Mapped[int | None] = mapped_column(Integer)
-    # Immediate, Deferred, Undefined (MailUp's queues), then finished, stopped or deleted.
+    # Immediate, Deferred, Undefined (MailUp's queues), then finished, stopped, gone (left
+    # the queues, in no SendHistory, stopped by no job of ours) or deleted.
     state: Mapped[str] = mapped_column(String(16))
     state_since: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    # For a deferred sending: the first date MailUp can send it.
+    # For a deferred sending: the first date MailUp can send it; for a going one: when it
+    # started (its SendHistory item's StartDate, by which the poll finds it there).
     first_available_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -531,12 +555,13 @@ class CampaignSchedule(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    # scheduled, dispatched or cancelled.
+    # scheduled, dispatched, cancelled, or missed (not dispatched in time: never sent).
     state: Mapped[str] = mapped_column(String(16), default="scheduled")
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    missed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index(None, "state", "due_at"),)
 

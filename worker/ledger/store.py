@@ -245,12 +245,12 @@ def claim_many(
     return [claims[job_id] for job_id in dict.fromkeys(job_ids) if job_id in claims]
 
 
-def count_attempts(db: Executor, job_id: str, outcome: AttemptOutcome) -> int:
+def count_attempts(db: Executor, job_id: str, *outcomes: AttemptOutcome) -> int:
     return int(
         db.scalar(
             select(func.count())
             .select_from(Attempt)
-            .where(Attempt.job_id == job_id, Attempt.outcome == outcome)
+            .where(Attempt.job_id == job_id, Attempt.outcome.in_(outcomes))
         )
         or 0
     )

@@ -23,6 +23,13 @@ NOT_CONFIRMED, CONFIRMED, BLOCKED = 0, 1, 2  # a trusted sender's StatusCode
 PAGE_SIZE = 50
 
 
+def trusted(status_code: int) -> bool:
+    """Doc 004: "consider trusted a sender with StatusCode different from 0" — 2 is one
+    disabled. Codes past 2 are the undocumented outcomes of MailUp's checks after the click.
+    (Creating an SMTP+ user wants exactly CONFIRMED: doc 000.)"""
+    return status_code not in (NOT_CONFIRMED, BLOCKED)
+
+
 @dataclass(frozen=True)
 class TrustedSender:
     id: str  # IdTrustedSender
@@ -141,12 +148,14 @@ class ConsoleClient:
         return SmtpPlusUser.from_dto(reply.body)
 
     def reset_smtp_password(self, list_id: int, username: str) -> SmtpPlusUser:
+        """Safe to repeat: once a reset's answer is lost, its password is unknown and the old
+        one invalid either way; a repeat only makes another new one, which the caller keeps."""
         reply = self.call(
             "POST",
             f"Console/List/{list_id}/SmtpPlus/Reset",
             "reset SMTP+ password",
             json={"Username": username},
-            idempotent=False,
+            idempotent=True,
         )
         return SmtpPlusUser.from_dto(reply.body)
 

@@ -156,6 +156,7 @@ class MailUpError(Exception):
         code: str | None = None,
         retry_after: float | None = None,
         condition: Condition | None = None,
+        may_have_acted: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -163,6 +164,9 @@ class MailUpError(Exception):
         self.code = code
         self.retry_after = retry_after
         self.condition = condition
+        # MailUp may have acted on the request (an idempotent call's lost answer is retried,
+        # yet what it did may show: a delete's 404 on the next try).
+        self.may_have_acted = self.outcome_unknown if may_have_acted is None else may_have_acted
 
 
 class PermanentError(MailUpError):

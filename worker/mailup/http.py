@@ -113,13 +113,13 @@ def call(
         if _never_left(exc):
             raise TransientError(f"{operation}: could not connect to MailUp") from None
         if idempotent:
-            raise TransientError(f"{operation}: connection dropped") from None
+            raise TransientError(f"{operation}: connection dropped", may_have_acted=True) from None
         raise AmbiguousError(
             f"{operation}: connection dropped after the request was sent"
         ) from None
     except requests.Timeout:
         if idempotent:
-            raise TransientError(f"{operation}: no answer in time") from None
+            raise TransientError(f"{operation}: no answer in time", may_have_acted=True) from None
         raise AmbiguousError(f"{operation}: no answer within {timeouts.read:g}s") from None
     body = _json(response)
     code = _first(body, "Code", "ErrorCode", "error")
@@ -146,7 +146,14 @@ def call(
         code=code,
         retry_after=retry_after,
         condition=condition,
+        may_have_acted=_may_have_acted(api, response.status_code, code, retry_after),
     )
+
+
+def _may_have_acted(api: Api, status: int, code: str | None, retry_after: float | None) -> bool:
+    """Whether the answer would leave a call that is not idempotent in doubt."""
+    verdict = classify(api, status, code, idempotent=False, retry_after=retry_after)
+    return verdict is not None and verdict[0].outcome_unknown
 
 
 def _first(body: dict[str, Any], *keys: str) -> str | None:

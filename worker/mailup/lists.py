@@ -94,6 +94,7 @@ class ListDetails:
     guid: str
     name: str
     owner_email: str
+    sender_name: str  # NLSenderName: with owner_email, the sender of its campaigns
     # Every field MailUp answered, to send back whole on update.
     dto: dict[str, Any]
 
@@ -126,6 +127,7 @@ def _details(body: dict[str, Any], list_id: int) -> ListDetails:
         guid=guid,
         name=str(body.get("Name") or ""),
         owner_email=str(body.get("OwnerEmail") or ""),
+        sender_name=str(body.get("NLSenderName") or ""),
         dto=body,
     )
 

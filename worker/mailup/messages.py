@@ -20,7 +20,8 @@ from worker.mailup.console import ConsoleClient
 from worker.mailup.dates import from_mailup
 
 Which = Literal["all", "published", "archived"]
-_READS = {"all": "", "published": "/Published", "archived": "/Archived"}
+# Under Console/List/{id}: MailUp's published and archived reads are not below /Emails.
+_READS = {"all": "Emails", "published": "Online/Emails", "archived": "Archived/Emails"}
 SLOTS = range(1, 6)
 
 
@@ -229,7 +230,7 @@ class Messages:
         """``tags`` is MailUp's: ids or names, comma-separated, a name holding a comma in
         single quotes (``1,13,'hello, world'``); messages with any of them."""
         # ``pages`` sends filterby and orderby only: the tags ride in the path's query.
-        path = f"Console/List/{list_id}/Emails{_READS[which]}"
+        path = f"Console/List/{list_id}/{_READS[which]}"
         if tags:
             path += "?" + urlencode({"tags": tags})
         items = self._console.pages(path, "read messages", filterby=filterby, orderby=orderby)
@@ -261,8 +262,8 @@ class Messages:
     # --- tags ---------------------------------------------------------------------------
 
     def tags(self, list_id: int) -> list[Tag]:
-        reply = self._console.call("GET", f"Console/List/{list_id}/Tags", "read tags")
-        return [Tag.from_dto(t) for t in reply.data or ()]
+        items = self._console.pages(f"Console/List/{list_id}/Tags", "read tags")
+        return [Tag.from_dto(t) for t in items]
 
     def create_tag(self, list_id: int, name: str) -> Tag:
         """Not idempotent: a lost answer may have created the tag."""

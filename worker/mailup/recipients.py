@@ -66,6 +66,11 @@ class Recipient:
         )
 
 
+# An import detail's StatusCode (MailUp's import process codes): 1 waiting, 2 running,
+# 3 completed, 4 failed. Failed is finished too: waiting for more would never end.
+_IMPORT_FINISHED = frozenset({3, 4})
+
+
 @dataclass(frozen=True)
 class ImportStatus:
     id: int
@@ -78,6 +83,9 @@ class ImportStatus:
 
     @classmethod
     def from_dto(cls, dto: dict[str, Any]) -> ImportStatus:
+        """``Console/Import/{id}``'s status, or ``Console/Imports/{id}``'s detail."""
+        if "IdImport" in dto:
+            return cls._from_detail(dto)
         return cls(
             id=int(dto["idImport"]),
             completed=bool(dto.get("Completed")),
@@ -86,6 +94,22 @@ class ImportStatus:
             created=int(dto.get("CreatedRecipients") or 0),
             imported=int(dto.get("ImportedRecipients") or 0),
             not_valid=int(dto.get("NotValidRecipients") or 0),
+        )
+
+    @classmethod
+    def _from_detail(cls, dto: dict[str, Any]) -> ImportStatus:
+        """``{IdImport, StatusCode, Rows: {Valid: {EmailNew, EmailUpdate, Total}, Invalid:
+        {Total}}}``: every valid row is imported, as the status shape counts them."""
+        rows = dto.get("Rows") or {}
+        valid, invalid = rows.get("Valid") or {}, rows.get("Invalid") or {}
+        return cls(
+            id=int(dto["IdImport"]),
+            completed=int(dto.get("StatusCode") or 0) in _IMPORT_FINISHED,
+            updated=int(valid.get("EmailUpdate") or 0),
+            valid=int(valid.get("Total") or 0),
+            created=int(valid.get("EmailNew") or 0),
+            imported=int(valid.get("Total") or 0),
+            not_valid=int(invalid.get("Total") or 0),
         )
 
 

@@ -5,11 +5,11 @@ A send asks MailUp to make a *sending* of a message to an audience — every sub
 list (optionally only those in some groups, or not in others), one group, or one
 recipient — and answers its ``Id`` at once. The sending then waits in one of MailUp's
 queues (Undefined: not planned yet; Deferred: planned for a date; Immediate: going out)
-and leaves them when it is done. A message's finished sendings are in its SendHistory.
+and leaves them when it is done. A message's finished sendings are in its SendHistory,
+which gives them no Id: only their dates.
 
-Sends are not idempotent: a lost answer may have made a sending. ``sending_ids`` lists
-every sending of a message MailUp knows, queued or finished, so a caller can tell whether
-a lost call made one.
+Sends are not idempotent: a lost answer may have made a sending. The queues and the history
+are what a caller reads to find out (``worker.jobs.campaigns``).
 """
 
 from __future__ import annotations
@@ -122,12 +122,22 @@ class QueuedSending:
 
 @dataclass(frozen=True)
 class PastSending:
-    """A finished sending of a message, from its SendHistory."""
+    """A finished sending of a message, from its SendHistory: MailUp gives it no Id (nor
+    Sent), only its dates, its sender and how many it went to."""
 
-    id: int
-    sent: int | None
     start: datetime | None
     end: datetime | None
+    recipients: int | None
+    sender_email: str
+
+    @classmethod
+    def from_dto(cls, dto: dict[str, Any]) -> PastSending:
+        return cls(
+            start=from_mailup(dto.get("StartDate")),
+            end=from_mailup(dto.get("EndDate")),
+            recipients=_int(dto.get("Recipients")),
+            sender_email=str(dto.get("SenderEmail") or ""),
+        )
 
 
 def _int(value: Any) -> int | None:
@@ -161,27 +171,16 @@ class Sendings:
         return [QueuedSending.from_dto(item, queue) for item in items]
 
     def queued(self) -> list[QueuedSending]:
-        """Every sending in MailUp's three queues."""
-        return [sending for queue in QUEUES for sending in self.queue(queue)]
+        """Every sending in MailUp's three queues, read against the way sendings move
+        (Undefined and Deferred to Immediate): one that moves while they are read is seen
+        twice, never missed."""
+        return [sending for queue in reversed(QUEUES) for sending in self.queue(queue)]
 
     def history(self, list_id: int, message_id: int) -> list[PastSending]:
         items = self._console.pages(
             f"Console/List/{list_id}/Email/{message_id}/SendHistory", "read sending history"
         )
-        return [
-            PastSending(
-                id=int(item["Id"]),
-                sent=_int(item.get("Sent")),
-                start=from_mailup(item.get("StartDate")),
-                end=from_mailup(item.get("EndDate")),
-            )
-            for item in items
-        ]
-
-    def sending_ids(self, list_id: int, message_id: int) -> set[int]:
-        """Every sending of the message MailUp knows: finished, or in a queue."""
-        past = {s.id for s in self.history(list_id, message_id)}
-        return past | {s.id for s in self.queued() if s.message_id == message_id}
+        return [PastSending.from_dto(item) for item in items]
 
     def first_available(self, sending_id: int) -> datetime | None:
         reply = self._console.call(
