@@ -4,25 +4,14 @@ says the same plus connectivity, and every CLI command answers what an operator 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 
 import pytest
 import sqlalchemy
 
 from tests.conftest import Env
-
-
-def run(env: Env, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "producers.cli", *args],
-        env={**os.environ, **env.values},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.helpers import mailup_jobs
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -43,7 +32,7 @@ def ledger_url(postgres_ledger: str) -> str:
 def test_a_shared_ledger_without_a_secret_key_refuses_to_start(env: Env, process: str) -> None:
     env.set(MAILUP_JOBS_SECRET_KEY="")
 
-    line = one_line_error(run(env, process))
+    line = one_line_error(mailup_jobs(env, process))
 
     assert f"mailup-jobs {process}: cannot start: secret key:" in line
     assert "MAILUP_JOBS_SECRET_KEY" in line and "mailup-jobs generate-key" in line
@@ -58,11 +47,11 @@ def test_an_unmigrated_ledger_refuses_to_start_naming_the_command(
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     try:
         env.set(MAILUP_JOBS_DATABASE_URL=f"{postgres_server}?options=-csearch_path%3D{schema}")
-        line = one_line_error(run(env, "worker"))
+        line = one_line_error(mailup_jobs(env, "worker"))
         assert "has no tables yet: run `mailup-jobs migrate`" in line
 
-        assert run(env, "migrate").returncode == 0
-        assert "ledger: " in run(env, "check").stdout
+        assert mailup_jobs(env, "migrate").returncode == 0
+        assert "ledger: " in mailup_jobs(env, "check").stdout
     finally:
         with engine.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
@@ -84,10 +73,10 @@ def test_a_missing_or_malformed_setting_refuses_to_start_naming_it(
 ) -> None:
     env.set(**change)
 
-    line = one_line_error(run(env, "worker"))
+    line = one_line_error(mailup_jobs(env, "worker"))
 
     assert named in line
-    assert named in run(env, "check").stdout
+    assert named in mailup_jobs(env, "check").stdout
 
 
 def test_no_credentials_at_all_is_refused(env: Env) -> None:
@@ -98,7 +87,7 @@ def test_no_credentials_at_all_is_refused(env: Env) -> None:
         env.values.pop(f"MAILUP_{field.upper()}")
         env.monkeypatch.delenv(f"MAILUP_{field.upper()}")
 
-    line = one_line_error(run(env, "beat"))
+    line = one_line_error(mailup_jobs(env, "beat"))
 
     assert "no MailUp credentials" in line and "MAILUP_ACCOUNT_ID" in line
 
@@ -108,7 +97,7 @@ def test_check_prints_one_line_per_check_and_passes_when_all_do(
 ) -> None:
     env.set(MAILUP_JOBS_BROKER_URL=redis_broker)
 
-    result = run(env, "check")
+    result = mailup_jobs(env, "check")
 
     assert result.returncode == 0, result.stdout
     lines = result.stdout.strip().splitlines()
@@ -134,7 +123,7 @@ def test_check_fails_on_an_unreachable_broker_and_mailup(env: Env) -> None:
         MAILUP_SEND_URL="http://127.0.0.1:1/send/API/v2.0",
     )
 
-    result = run(env, "check")
+    result = mailup_jobs(env, "check")
 
     assert result.returncode == 1
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
@@ -146,12 +135,12 @@ def test_cli_commands_answer_an_unreachable_ledger_in_one_line(env: Env) -> None
     env.set(MAILUP_JOBS_DATABASE_URL="postgresql+psycopg://postgres:hunter2@127.0.0.1:1/test")
 
     for args in (["jobs", "list"], ["jobs", "show", "x"], ["accounts", "status"]):
-        line = one_line_error(run(env, *args))
+        line = one_line_error(mailup_jobs(env, *args))
         assert line.startswith("mailup-jobs: the ledger at postgresql+psycopg://postgres:***@")
         assert "unreachable" in line and "hunter2" not in line
 
     sms = ["enqueue", "sms", "--list-id", "1", "--to", "+393350000001", "--content", "hi"]
-    assert "unreachable" in one_line_error(run(env, *sms))
+    assert "unreachable" in one_line_error(mailup_jobs(env, *sms))
 
 
 def test_cli_commands_answer_an_unmigrated_ledger_naming_the_command(
@@ -159,7 +148,7 @@ def test_cli_commands_answer_an_unmigrated_ledger_naming_the_command(
 ) -> None:
     env.set(MAILUP_JOBS_DATABASE_URL=f"sqlite:///{env.data_dir / 'empty.db'}")
 
-    line = one_line_error(run(env, "jobs", "stats"))
+    line = one_line_error(mailup_jobs(env, "jobs", "stats"))
 
     assert "run `mailup-jobs migrate`" in line
 
@@ -167,7 +156,7 @@ def test_cli_commands_answer_an_unmigrated_ledger_naming_the_command(
 def test_cli_commands_answer_a_malformed_setting_naming_it(env: Env) -> None:
     env.set(MAILUP_JOBS_READ_TIMEOUT="soon")
 
-    line = one_line_error(run(env, "jobs", "list"))
+    line = one_line_error(mailup_jobs(env, "jobs", "list"))
 
     assert "MAILUP_JOBS_READ_TIMEOUT" in line
 
@@ -176,7 +165,7 @@ def test_a_job_is_accepted_with_the_broker_down_and_the_cli_says_so(env: Env) ->
     env.set(MAILUP_JOBS_BROKER_URL="redis://127.0.0.1:1/0")
     sms = ["enqueue", "sms", "--list-id", "1", "--to", "+393350000001", "--content", "hi"]
 
-    result = run(env, *sms)
+    result = mailup_jobs(env, *sms)
 
     # The job is in the ledger, so the command succeeds (a script must not submit it
     # again); the broker being down is said in one line, and the sweeper publishes it.
@@ -186,4 +175,4 @@ def test_a_job_is_accepted_with_the_broker_down_and_the_cli_says_so(env: Env) ->
     assert "Traceback" not in result.stderr
     [warning] = result.stderr.strip().splitlines()
     assert "redis://127.0.0.1:1/0" in warning and "the sweeper" in warning
-    assert job_id in run(env, "jobs", "list").stdout
+    assert job_id in mailup_jobs(env, "jobs", "list").stdout
