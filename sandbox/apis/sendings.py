@@ -267,8 +267,7 @@ def _sender(
     if (name is None) != (address is None):
         raise ConsoleError(400, "Provide both SenderName and SenderAddress, or neither.")
     if name is None or address is None:
-        name = str(mlist.settings.get("NLSenderName") or "").strip()
-        address = str(mlist.settings.get("OwnerEmail") or "").strip()
+        name, address = list_sender(mlist)
         if not name or not address:
             raise ConsoleError(
                 500, f"List {mlist.id} has no sender name and address: configure them."
@@ -277,6 +276,12 @@ def _sender(
     if sender is None or not trusted(sender.status_code):
         raise ConsoleError(500, f"Sender address {address!r} is not a verified address.")
     return name, address
+
+
+def list_sender(mlist: MailingList) -> tuple[str, str]:
+    """The list's own sender: NLSenderName and OwnerEmail (either may be empty)."""
+    name = str(mlist.settings.get("NLSenderName") or "").strip()
+    return name, str(mlist.settings.get("OwnerEmail") or "").strip()
 
 
 # --- audiences ---------------------------------------------------------------------------------
@@ -388,8 +393,7 @@ def send_elsewhere(state: SandboxState, message_id: int) -> Sending:
         message.id,
         "list",
         None,
-        str(mlist.settings.get("NLSenderName") or ""),
-        str(mlist.settings.get("OwnerEmail") or ""),
+        *list_sender(mlist),
         None,
         _emails(state, _subscribed(mlist)),
         [],
