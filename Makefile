@@ -18,9 +18,11 @@ lint: $(BIN)/mailup-jobs
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Lint, type-check, then every test (needs Redis and PostgreSQL: see README).
+# Lint, type-check, then every test (needs Redis and PostgreSQL: see README), then the
+# hostile-input tests on the other Pythons the project supports (tests/other_pythons.py).
 test: lint
 	$(BIN)/python -m pytest
+	$(BIN)/python -m tests.other_pythons
 
 bench: $(BIN)/mailup-jobs
 	$(BIN)/python -m bench.throughput

@@ -13,12 +13,14 @@ extension, jobs in the request's transaction.
         jobs.send_sms(list_id=1, recipient="+393350000001", content="Thanks!")
         db.session.commit()   # the job is written with the order, and published after
 
-When Flask-SQLAlchemy's database (``db.engine``) holds the ledger, a job asked for through
-the extension is written in the request's session (``db.session``) beside the application's
-rows and published once that session commits: rolled back, or never committed, there is no
-job and nothing is published. On another database, or without Flask-SQLAlchemy, a job is
-committed to the ledger at once and published after that commit, whatever the request's
-transaction does afterwards.
+With Flask-SQLAlchemy, a job asked for in an application context (through the extension,
+or the producer functions of ``producers``) belongs to the request's session
+(``db.session``): it is published once that session commits, and rolled back, or never
+committed, there is no job and nothing is published. When its database (``db.engine``) holds
+the ledger, the job is written in that session beside the application's rows; on another
+database, the job is written to the ledger after the session's commit (its id is given at
+once, and a bad argument or a reused idempotency key is refused at once). Without
+Flask-SQLAlchemy, a job is committed to the ledger at once.
 
 Imports and campaign schedules are committed at once in either case: an import queues its
 chunks as it reads them, far more than a request's transaction should hold.
@@ -36,7 +38,7 @@ from flask import Flask, current_app, has_app_context
 import producers.enqueue as enqueueing
 from producers import campaigns, console, email, imports, lists, messages
 from worker.app import check_broker
-from worker.engine.submit import UnitOfWork, joining, same_ledger, session_unit
+from worker.engine.submit import UnitOfWork, joining, same_ledger, session_unit, set_ambient
 from worker.ledger.crypto import secret_box
 from worker.settings import get_settings, settings_from, use_settings
 
@@ -75,6 +77,19 @@ class _InTheRequest(Generic[P, R]):
         return call
 
 
+def _request_unit() -> UnitOfWork | None:
+    """Flask-SQLAlchemy's session of the current app, if it has this extension and one."""
+    if not has_app_context():
+        return None
+    state = current_app.extensions.get(EXTENSION)
+    db: SQLAlchemy | None = current_app.extensions.get("sqlalchemy")
+    if not isinstance(state, _AppState) or db is None:
+        return None
+    if state.shares_ledger is None:
+        state.shares_ledger = same_ledger(db.engine, get_settings().ledger_url)
+    return session_unit(db.session(), holds_ledger=state.shares_ledger)
+
+
 class MailUpJobs:
     """The Flask extension: ``MailUpJobs(app)``, or ``MailUpJobs()`` then ``init_app(app)``.
 
@@ -98,20 +113,14 @@ class MailUpJobs:
             secret_box(settings)
         use_settings(lambda: settings)
         app.extensions[EXTENSION] = _AppState()
+        # The producer functions join the request's transaction as the methods do.
+        set_ambient(_request_unit)
 
     def unit_of_work(self) -> UnitOfWork | None:
-        """The request's transaction, when Flask-SQLAlchemy's database holds the ledger."""
-        if not has_app_context():
-            return None
-        state = current_app.extensions.get(EXTENSION)
-        if not isinstance(state, _AppState):
+        """The request's transaction (Flask-SQLAlchemy's session), in an app context."""
+        if has_app_context() and EXTENSION not in current_app.extensions:
             raise RuntimeError("MailUpJobs: call init_app(app) for this application first")
-        db: SQLAlchemy | None = current_app.extensions.get("sqlalchemy")
-        if db is None:
-            return None
-        if state.shares_ledger is None:
-            state.shares_ledger = same_ledger(db.engine, get_settings().ledger_url)
-        return session_unit(db.session()) if state.shares_ledger else None
+        return _request_unit()
 
     enqueue = _InTheRequest(enqueueing.enqueue)
     send_sms = _InTheRequest(enqueueing.send_sms)

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,20 +77,35 @@ def postgres_server() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def postgres_ledger(postgres_server: str) -> Iterator[str]:
-    """A fresh, migrated schema of its own on the test PostgreSQL."""
+@contextmanager
+def postgres_schema(postgres_server: str) -> Iterator[str]:
+    """An empty schema of its own on the test PostgreSQL (to its users, a database)."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(postgres_server, pool_pre_ping=True)
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = f"{postgres_server}?options=-csearch_path%3D{schema}"
-    upgrade(url)
-    yield url
-    dispose_all()
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    try:
+        yield f"{postgres_server}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_ledger(postgres_server: str) -> Iterator[str]:
+    """A fresh, migrated ledger of its own on the test PostgreSQL."""
+    with postgres_schema(postgres_server) as url:
+        upgrade(url)
+        yield url
+        dispose_all()
+
+
+@pytest.fixture
+def app_database(postgres_server: str) -> Iterator[str]:
+    """An application's own PostgreSQL database, not the ledger's."""
+    with postgres_schema(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture

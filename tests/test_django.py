@@ -120,13 +120,12 @@ def test_on_the_ledgers_database_a_job_is_written_in_djangos_transaction(
 def test_on_another_database_the_submission_waits_for_djangos_commit(
     env: Env,
     ledger_url: str,
+    app_database: str,
     place_order: Callable[[str], Callable[..., dict[str, Any]]],
     sandbox: Sandbox,
     spawn: Callable[..., Process],
-    tmp_path: Path,
 ) -> None:
-    shop_database = f"sqlite:///{tmp_path / 'shop.db'}"
-    order = place_order(shop_database)
+    order = place_order(app_database)  # Django's own PostgreSQL database, not the ledger's
 
     undone = order("r1", "--to", "ada@example.com", "--rollback")
     assert (undone["queued_after"], undone["in_ledger_after"]) == (0, False)
@@ -138,11 +137,16 @@ def test_on_another_database_the_submission_waits_for_djangos_commit(
     assert (placed["queued_after"], placed["in_ledger_after"]) == (1, True)
     assert order("a2", *keyed)["job_id"] == placed["job_id"]
 
+    # One key twice in one atomic block: the first job, which exists after the commit
+    twice = order("a3", "--to", "bob@example.com", "--key", "order-a3", "--twice")
+    assert twice["second_job_id"] == twice["job_id"]
+    assert (twice["queued_after"], twice["in_ledger_after"]) == (2, True)
+
     spawn("worker", "-c", "1")
-    wait_for(lambda: show(env, placed["job_id"])["status"] == "succeeded", 60, "email sent")
-    [email] = sandbox.emails()
-    assert email["subject"] == "Order a1"
-    assert [ref for ref, _ in orders(shop_database)] == ["a1", "a2"]
+    job_ids = [placed["job_id"], twice["job_id"]]
+    wait_for(lambda: all(show(env, j)["status"] == "succeeded" for j in job_ids), 60, "emails")
+    assert sorted(e["subject"] for e in sandbox.emails()) == ["Order a1", "Order a3"]
+    assert [ref for ref, _ in orders(app_database)] == ["a1", "a2", "a3"]
 
 
 @pytest.fixture

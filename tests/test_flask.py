@@ -25,6 +25,7 @@ from sandbox.server import Sandbox
 from tests.conftest import Env, Process, wait_for
 from worker.app import QUEUE
 from worker.errors import ConfigurationError
+from worker.metrics import LedgerCollector
 from worker.settings import get_settings, use_settings
 
 
@@ -195,7 +196,73 @@ def test_idempotency_keys_and_savepoints_inside_the_request(
             shop.jobs.send_sms(**{**sms, "content": "Other"}, idempotency_key="order-1")
 
 
-def test_on_another_database_the_job_is_committed_at_once(
+def test_on_another_database_the_job_waits_for_the_requests_commit(
+    env: Env,
+    ledger_url: str,
+    app_database: str,
+    broker: str,
+    list_secret: str,
+    sandbox: Sandbox,
+    spawn: Callable[..., Process],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a shop whose own database (PostgreSQL) is not the ledger's
+    shop = make_shop(env, monkeypatch, app_database)
+    client = shop.app.test_client()
+
+    # When requests roll back, fail, or never commit
+    assert client.post("/orders/r1?to=%2B393350000001&outcome=rollback").status_code == 409
+    assert client.post("/orders/r2?to=%2B393350000001&outcome=error").status_code == 500
+    with shop.app.app_context():
+        shop.jobs.send_sms(list_id=1, recipient="+393350000001", content="Never committed")
+    # Then no job was written nor published, though each got its id at once
+    assert len(shop.attempted) == 2
+    assert [get_job(job_id) for job_id in shop.attempted] == [None, None]
+    assert queued(broker) == 0
+
+    with shop.app.app_context():
+        # When a job is asked for (the plain producer function joins the request as the
+        # extension does), and the same idempotency key twice
+        waiting = send_sms(list_id=1, recipient="+393350000002", content="First")
+        sms = {"list_id": 1, "recipient": "+393350000003", "content": "Keyed"}
+        keyed = shop.jobs.send_sms(**sms, idempotency_key="order-b1")
+        assert shop.jobs.send_sms(**sms, idempotency_key="order-b1") == keyed
+        # …a key used with other parameters is refused at once, naming it
+        with pytest.raises(Exception, match="idempotency_key"):
+            send_sms(**{**sms, "content": "Other"}, idempotency_key="order-b1")
+        shop.db.session.add(shop.order(ref="b1", job_id=waiting))
+        shop.db.session.flush()
+        # Then nothing is written nor published before the commit
+        assert not committed(ledger_url, waiting) and not committed(ledger_url, keyed)
+        assert queued(broker) == 0
+        shop.db.session.commit()
+    # …and both jobs exist after it, each published once
+    assert committed(ledger_url, waiting) and committed(ledger_url, keyed)
+    assert queued(broker) == 2
+
+    # A savepoint rolled back takes its job with it; its key is free again
+    with shop.app.app_context():
+        with pytest.raises(RuntimeError), shop.db.session.begin_nested():
+            dropped = send_sms(**sms, idempotency_key="order-b2")
+            raise RuntimeError("undo this part")
+        kept = send_sms(**sms, idempotency_key="order-b2")
+        assert kept != dropped
+        shop.db.session.commit()
+    assert get_job(dropped) is None and committed(ledger_url, kept)
+
+    # A worker delivers each job once
+    spawn("worker", "-c", "1")
+    job_ids = [waiting, keyed, kept]
+    wait_for(
+        lambda: all(get_job(j)["status"] == "succeeded" for j in job_ids),  # type: ignore[index]
+        60,
+        "the SMS sent",
+    )
+    assert sorted(d["content"] for d in sandbox.deliveries()) == ["First", "Keyed", "Keyed"]
+    assert shop.orders() == [("b1", waiting)]
+
+
+def test_a_publish_refused_after_the_commit_is_named_counted_and_swept(
     env: Env,
     ledger_url: str,
     broker: str,
@@ -203,23 +270,39 @@ def test_on_another_database_the_job_is_committed_at_once(
     sandbox: Sandbox,
     spawn: Callable[..., Process],
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Given a shop whose own database is not the ledger's
-    shop = make_shop(env, monkeypatch, f"sqlite:///{tmp_path / 'shop.db'}")
-    with shop.app.app_context():
-        job_id = shop.jobs.send_sms(list_id=1, recipient="+393350000004", content="Anyway")
-        shop.db.session.add(shop.order(ref="b1", job_id=job_id))
-        # Then the job is committed and published before the request's commit
-        assert committed(ledger_url, job_id)
-        assert queued(broker) == 1
-        shop.db.session.rollback()
-    # …and a rollback takes the order back, not the job, which is delivered (as documented)
-    assert shop.orders() == []
+    # Given a shop whose broker is down (nothing listens on its port)
+    env.values["MAILUP_JOBS_BROKER_URL"] = "redis://127.0.0.1:9/0"
+    shop = make_shop(env, monkeypatch, ledger_url)
+    env.values["MAILUP_JOBS_BROKER_URL"] = broker  # the worker's and beat's
+    failures = LedgerCollector(ledger_url, [])
+
+    # When a request commits its job
+    placed = shop.app.test_client().post("/orders/c1?to=%2B393350000005")
+    # Then the order is kept and the job committed; the warning names it, the metric counts it
+    assert placed.status_code == 201
+    job_id = placed.json["job_id"]  # type: ignore[index]
+    assert shop.orders() == [("c1", job_id)]
+    assert committed(ledger_url, job_id)
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert job_id in warning.getMessage() and "sweeper" in warning.getMessage()
+    assert metric(failures, "mailup_jobs_publish_failures_total") == 1
+
+    # …and beat's sweeper publishes it to the worker
     spawn("worker", "-c", "1")
-    # (the worker writes the outcome after MailUp's answer: wait for the ledger, not MailUp)
-    wait_for(lambda: get_job(job_id)["status"] == "succeeded", 60, "the job settled")  # type: ignore[index]
-    assert len(sandbox.deliveries()) == 1
+    spawn("beat")
+    wait_for(lambda: get_job(job_id)["status"] == "succeeded", 90, "the job swept and sent")  # type: ignore[index]
+    assert [d["recipient"] for d in sandbox.deliveries()] == ["+393350000005"]
+
+
+def metric(collector: LedgerCollector, name: str) -> float:
+    return next(
+        sample.value
+        for family in collector.collect()
+        for sample in family.samples
+        if sample.name == name
+    )
 
 
 def test_settings_come_from_app_config(

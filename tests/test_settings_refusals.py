@@ -28,15 +28,23 @@ __all__ = ["valid"]  # test_django's settings for manage.py, as a fixture here
 
 # A shared ledger the refusals come before: nothing needs to answer there.
 SHARED_LEDGER = "postgresql+psycopg://app@127.0.0.1:1/ledger"
-ENTRY_POINTS = [["jobs", "list"], ["worker"], ["beat"]]
+ENTRY_POINTS = [
+    ["jobs", "list"],
+    ["worker"],
+    ["beat"],
+    ["celery", "-A", "worker.app", "worker"],
+    ["celery", "-A", "worker.app", "beat"],
+]
 
 
 def refused(home: Path, settings: dict[str, str], *args: str) -> str:
-    """`mailup-jobs ARGS` with ``settings`` as its only MAILUP_* and FLOWER_* variables: the
-    one line it refused with, after checking that is all it said, and that it failed."""
+    """`mailup-jobs ARGS` (or `celery ARGS`) with ``settings`` as its only MAILUP_* and
+    FLOWER_* variables: the one line it refused with, after checking that is all it said, and
+    that it failed."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MAILUP_", "FLOWER_"))}
+    program = ["celery"] if args[0] == "celery" else ["producers.cli", args[0]]
     result = subprocess.run(
-        [sys.executable, "-m", "producers.cli", *args],
+        [sys.executable, "-m", *program, *args[1:]],
         env={**inherited, "HOME": str(home), **settings},
         capture_output=True,
         text=True,

@@ -83,9 +83,13 @@ def _process_app() -> Celery:
 
 def __getattr__(name: str) -> Celery:
     """``app``: what `celery -A worker.app` and `mailup-jobs worker` run, made on first use
-    so that importing this module (to publish, say) reads no setting."""
+    so that importing this module (to publish, say) reads no setting. A setting to fix is
+    one line on stderr (``celery -A worker.app`` would print a traceback)."""
     if name == "app":
-        return _process_app()
+        try:
+            return _process_app()
+        except ConfigurationError as exc:
+            raise SystemExit(f"mailup-jobs: cannot start: settings: {exc}") from None
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -2,7 +2,8 @@
 every host write there, so one metrics process sees them all.
 
 Gauges are the ledger as it is at scrape time: jobs by kind and status, in_doubt jobs, paused
-channels, queue lag, missed campaign schedules. Attempts by outcome and MailUp call latency
+channels, queue lag, missed campaign schedules; so is the count of publish failures that
+producers keep there. Attempts by outcome and MailUp call latency
 are a counter and a histogram of the attempts that finished since this process started (see
 ``AttemptTally``). The queries stay cheap on a large ledger: the primary key of attempts,
 ``jobs (status, run_after)`` and ``channel_pauses``; only the counts by kind and status read
@@ -32,6 +33,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import ColumnElement, Connection, Engine, create_engine, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from worker.ledger import store
 from worker.ledger.models import (
     CLAIMABLE,
     Attempt,
@@ -224,6 +226,15 @@ def _missed(db: Connection) -> GaugeMetricFamily:
     )
 
 
+def _publish_failures(db: Connection) -> CounterMetricFamily:
+    return CounterMetricFamily(
+        "mailup_jobs_publish_failures",
+        "Jobs committed that the broker did not take when their producer published them "
+        "(the sweeper publishes them).",
+        value=store.counter(db, store.PUBLISH_FAILURES),
+    )
+
+
 def _not_over(now: datetime) -> ColumnElement[bool]:
     return or_(ChannelPause.until.is_(None), ChannelPause.until > now)
 
@@ -262,6 +273,7 @@ class LedgerCollector(Collector):
                         _queue_lag(db, now),
                         _paused(db, now),
                         _missed(db),
+                        _publish_failures(db),
                     ]
                     self._tally.update(db, time.monotonic())
             except SQLAlchemyError as exc:

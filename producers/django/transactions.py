@@ -7,8 +7,9 @@ there is no job and nothing was published.
 When the ledger is another database, the whole submission waits for Django's commit: the
 producer gets the job's id at once (and a bad argument or a reused idempotency key is
 refused at once), the job is committed to the ledger and published from ``on_commit``.
-Rolled back, nothing is written and nothing published. If the ledger cannot be reached
-then, the error is raised from the end of the atomic block, Django's commit done.
+Rolled back, nothing is written and nothing published. The same idempotency key asked for
+twice before the commit is the first job. If the ledger cannot be reached then, the error is
+raised from the end of the atomic block, Django's commit done.
 
 Outside an atomic block (autocommit), a job is committed at once, as without Django.
 """
@@ -38,13 +39,19 @@ _DIALECTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def unit_of_work() -> UnitOfWork | None:
     """Django's atomic block, if one is open."""
-    if not transaction.get_connection(ALIAS).in_atomic_block:
+    connection = transaction.get_connection(ALIAS)
+    if not connection.in_atomic_block:
         return None
     on_commit = functools.partial(transaction.on_commit, using=ALIAS)
     engine = _engine()
     if engine is not None and _holds_ledger(engine, get_settings().ledger_url):
         return UnitOfWork(on_commit, lambda: Session(engine))
-    return UnitOfWork(on_commit)
+
+    def waiting() -> list[object]:
+        # (savepoint ids, function, robust): what Django's captureOnCommitCallbacks reads.
+        return [entry[1] for entry in connection.run_on_commit]
+
+    return UnitOfWork(on_commit, waiting=waiting)
 
 
 @functools.cache

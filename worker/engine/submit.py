@@ -7,6 +7,9 @@ caller's transaction: ``joining(unit)``, or the one ``set_ambient`` finds) it jo
 transaction instead: the job is written in the caller's session and published once the
 caller commits; rolled back, there is no job and nothing is published. When the caller's
 database is not the ledger's, the whole submission waits for the caller's commit.
+
+A job committed that the broker did not take is logged (a warning naming it) and counted in
+the ledger (``mailup_jobs_publish_failures_total``); the sweeper publishes it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,10 +49,14 @@ class UnitOfWork:
         session: opens the caller's session on the ledger's database, where jobs are written;
             None when the caller's database is another one: then the whole submission waits
             for the commit, and its producer gets an id chosen beforehand.
+        waiting: the functions given to ``on_commit`` that still wait for the commit (those
+            of a rolled-back savepoint are gone): a key asked for twice before the commit
+            finds the first job there.
     """
 
     on_commit: OnCommit
     session: Callable[[], AbstractContextManager[Session]] | None = None
+    waiting: Callable[[], Iterable[object]] = tuple
 
 
 _joined: ContextVar[UnitOfWork | None] = ContextVar("mailup_jobs_unit_of_work", default=None)
@@ -183,7 +190,7 @@ class _Submission:
         if unit is None:
             return self.commit()
         if unit.session is None:
-            return self.defer(unit.on_commit)
+            return self.defer(unit)
         return self.join(unit.session, unit.on_commit)
 
     def commit(self, job_ids: Sequence[str | None] | None = None) -> list[tuple[str, bool]]:
@@ -210,26 +217,25 @@ class _Submission:
             on_commit(lambda: self.publish(written))
         return [(job_id, True) for job_id, _ in written]
 
-    def defer(self, on_commit: OnCommit) -> list[tuple[str, bool]]:
+    def defer(self, unit: UnitOfWork) -> list[tuple[str, bool]]:
         """Written and published once the caller (on another database) commits."""
-        # Tried now and rolled back: that checks the idempotency keys and gives the jobs
-        # their ids. They are written for good after the caller's commit.
+        # Tried now and rolled back, after the jobs of this transaction that wait for the
+        # commit: that checks the idempotency keys and gives the jobs their ids. They are
+        # written for good after the caller's commit.
+        earlier = [
+            job
+            for waiting in unit.waiting()
+            if isinstance(waiting, _Deferred)
+            for job in waiting.keyed()
+        ]
         with session_factory(self.settings.ledger_url)() as session:
+            store.insert_jobs(session, earlier)
             written = self.write_in_savepoint(session)
             session.rollback()
         if any(created for _, created in written):
             chosen = [job_id if created else None for job_id, created in written]
-            on_commit(lambda: self._commit_as(chosen))
+            unit.on_commit(_Deferred(self, chosen))
         return [(job_id, True) for job_id, _ in written]
-
-    def _commit_as(self, chosen: list[str | None]) -> None:
-        for wanted, (written, _) in zip(chosen, self.commit(chosen), strict=True):
-            if wanted is not None and written != wanted:
-                log.warning(
-                    "job %s was not written: job %s took its idempotency key meanwhile",
-                    wanted,
-                    written,
-                )
 
     def new_jobs(self, job_ids: Sequence[str | None] | None = None) -> list[store.NewJob]:
         ids = job_ids or [None] * len(self.items)
@@ -276,9 +282,43 @@ class _Submission:
         ]
         refused = self.hand_over(new) if new else []
         if refused:
+            named = ", ".join(refused[:_NAMED])
+            more = f" and {len(refused) - _NAMED} more" if len(refused) > _NAMED else ""
+            log.warning("broker down: job(s) %s%s not published; the sweeper will", named, more)
             with transaction(self.settings.ledger_url) as session:
                 store.mark_unpublished(session, refused)
         return refused
+
+
+# Job ids a warning names at most (a bulk submission refused may hold 100,000).
+_NAMED = 10
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A submission waiting for the caller's commit on another database: called then, it
+    commits the jobs under the ids their producers were given, and publishes them."""
+
+    submission: _Submission
+    chosen: list[str | None]  # None: not new (its key's job already existed)
+
+    def __call__(self) -> None:
+        committed = self.submission.commit(self.chosen)
+        for wanted, (written, _) in zip(self.chosen, committed, strict=True):
+            if wanted is not None and written != wanted:
+                log.warning(
+                    "job %s was not written: job %s took its idempotency key meanwhile",
+                    wanted,
+                    written,
+                )
+
+    def keyed(self) -> list[store.NewJob]:
+        """Its new jobs that hold an idempotency key."""
+        return [
+            job
+            for job, wanted in zip(self.submission.new_jobs(self.chosen), self.chosen, strict=True)
+            if wanted is not None and job.idempotency_key is not None
+        ]
 
 
 # --- an application's SQLAlchemy session as a unit of work --------------------------------
@@ -286,11 +326,12 @@ class _Submission:
 _PENDING = "mailup_jobs.after_commit"
 
 
-def session_unit(session: Session) -> UnitOfWork:
-    """A unit of work on ``session``, an application's session on the ledger's database (see
-    ``same_ledger``): jobs are written in it and published once its outermost transaction
-    commits; those of a savepoint rolled back, or of a transaction that ends without a
-    commit, are never published."""
+def session_unit(session: Session, *, holds_ledger: bool) -> UnitOfWork:
+    """A unit of work on ``session``, an application's session: its jobs are published once
+    its outermost transaction commits; those of a savepoint rolled back, or of a transaction
+    that ends without a commit, never are. When its database holds the ledger (see
+    ``same_ledger``) the jobs are written in it; otherwise they are written after the commit.
+    """
     if _PENDING not in session.info:
         session.info[_PENDING] = []
         event.listen(session, "after_commit", _publish_pending)
@@ -298,10 +339,16 @@ def session_unit(session: Session) -> UnitOfWork:
         event.listen(session, "after_transaction_end", _drop_uncommitted)
 
     def on_commit(publish: Callable[[], object]) -> None:
-        where = session.get_nested_transaction() or session.get_transaction()
+        # Begun if need be, so that closing the session without a commit ends it (and so
+        # drops what waits for it).
+        where = session.get_nested_transaction() or session.get_transaction() or session.begin()
         session.info[_PENDING].append((where, publish))
 
-    return UnitOfWork(on_commit, lambda: nullcontext(session))
+    def waiting() -> list[object]:
+        return [publish for _, publish in session.info[_PENDING]]
+
+    opened = (lambda: nullcontext(session)) if holds_ledger else None
+    return UnitOfWork(on_commit, opened, waiting)
 
 
 def _publish_pending(session: Session) -> None:

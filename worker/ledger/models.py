@@ -273,6 +273,16 @@ class LedgerMeta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class LedgerCounter(Base):
+    """A count that only grows, kept for every process (e.g. publish failures, counted by
+    the producers and read by the metrics process)."""
+
+    __tablename__ = "ledger_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class SmtpUserStatus(Base):
     """What ListUserInfo last said of an SMTP+ user."""
 

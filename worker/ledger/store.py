@@ -35,6 +35,7 @@ from worker.ledger.models import (
     Base,
     Job,
     JobStatus,
+    LedgerCounter,
     LedgerMeta,
     table,
     utcnow,
@@ -190,9 +191,34 @@ def waiting_jobs(
     return [(row.id, row.kind, row.payload) for row in rows]
 
 
+# The counter of jobs committed whose publish failed (the sweeper published them later).
+PUBLISH_FAILURES = "publish_failures"
+
+
 def mark_unpublished(db: Executor, job_ids: Sequence[str]) -> None:
-    """The broker refused their messages: leave them to the sweeper."""
+    """The broker refused their messages: leave them to the sweeper, and count them."""
     db.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=None))
+    count(db, PUBLISH_FAILURES, len(job_ids))
+
+
+def count(db: Executor, name: str, more: int) -> None:
+    """Add ``more`` to the ledger counter ``name`` (atomic: concurrent writers add up)."""
+    table = LedgerCounter.__table__
+    dialect = postgresql if _dialect(db) == "postgresql" else sqlite
+    statement = dialect.insert(table).values(name=name, value=more)
+    db.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.name], set_={"value": table.c.value + more}
+        )
+    )
+
+
+def _dialect(db: Executor) -> str:
+    return (db.get_bind() if isinstance(db, Session) else db).dialect.name
+
+
+def counter(db: Executor, name: str) -> int:
+    return db.scalar(select(LedgerCounter.value).where(LedgerCounter.name == name)) or 0
 
 
 # The worker's hot path runs these statements once per job: built once, with bind

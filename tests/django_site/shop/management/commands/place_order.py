@@ -40,19 +40,23 @@ class Command(BaseCommand):
         parser.add_argument("--key")
         parser.add_argument("--subject")
         parser.add_argument("--rollback", action="store_true")
+        parser.add_argument("--twice", action="store_true", help="ask for the email twice")
 
     def handle(self, *args: Any, **options: Any) -> None:
         seen: dict[str, Any] = {}
         try:
             with transaction.atomic():
                 order = Order.objects.create(ref=options["ref"])
-                order.job_id = send_email(
-                    sender="shop@example.com",
-                    to=[options["to"]],
-                    subject=options["subject"] or f"Order {order.ref}",
-                    text="Thanks!",
-                    idempotency_key=options["key"],
-                )
+                email = {
+                    "sender": "shop@example.com",
+                    "to": [options["to"]],
+                    "subject": options["subject"] or f"Order {order.ref}",
+                    "text": "Thanks!",
+                    "idempotency_key": options["key"],
+                }
+                order.job_id = send_email(**email)
+                if options["twice"]:
+                    seen["second_job_id"] = send_email(**email)
                 order.save()
                 seen["job_id"] = order.job_id
                 seen["queued_before_commit"] = queued()
