@@ -250,6 +250,10 @@ class Process:
             )
         return self
 
+    def logged(self, text: str) -> bool:
+        """Whether its log holds ``text`` (a worker logs "ready." once it takes jobs)."""
+        return self.log.exists() and text in self.log.read_text(errors="replace")
+
     def kill(self) -> None:
         """SIGKILL the worker and its pool processes, as a crashing host would."""
         assert self.popen is not None

@@ -262,19 +262,25 @@ def test_on_another_database_the_job_waits_for_the_requests_commit(
     assert shop.orders() == [("b1", waiting)]
 
 
+@pytest.mark.parametrize("shop_database", ["the ledger's", "its own"])
 def test_a_publish_refused_after_the_commit_is_named_counted_and_swept(
     env: Env,
     ledger_url: str,
+    shop_database: str,
     broker: str,
     list_secret: str,
     sandbox: Sandbox,
     spawn: Callable[..., Process],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
 ) -> None:
     # Given a shop whose broker is down (nothing listens on its port)
     env.values["MAILUP_JOBS_BROKER_URL"] = "redis://127.0.0.1:9/0"
-    shop = make_shop(env, monkeypatch, ledger_url)
+    own = shop_database == "its own"
+    shop = make_shop(
+        env, monkeypatch, request.getfixturevalue("app_database") if own else ledger_url
+    )
     env.values["MAILUP_JOBS_BROKER_URL"] = broker  # the worker's and beat's
     failures = LedgerCollector(ledger_url, [])
 

@@ -8,8 +8,10 @@ transaction instead: the job is written in the caller's session and published on
 caller commits; rolled back, there is no job and nothing is published. When the caller's
 database is not the ledger's, the whole submission waits for the caller's commit.
 
-A job committed that the broker did not take is logged (a warning naming it) and counted in
-the ledger (``mailup_jobs_publish_failures_total``); the sweeper publishes it.
+A job committed that the broker did not take is counted in the ledger
+(``mailup_jobs_publish_failures_total``), and the sweeper publishes it. Its producer is told
+(``submit`` says it was not published); published from the caller's commit, where nobody
+hears the answer, it is logged instead (a warning naming the job).
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ class _Submission:
             ensure_transaction(session.connection(bind_arguments={"mapper": Job}))
             written = self.write_in_savepoint(session)
         if any(created for _, created in written):
-            on_commit(lambda: self.publish(written))
+            on_commit(lambda: _warn_unpublished(self.publish(written)))
         return [(job_id, True) for job_id, _ in written]
 
     def defer(self, unit: UnitOfWork) -> list[tuple[str, bool]]:
@@ -282,9 +284,6 @@ class _Submission:
         ]
         refused = self.hand_over(new) if new else []
         if refused:
-            named = ", ".join(refused[:_NAMED])
-            more = f" and {len(refused) - _NAMED} more" if len(refused) > _NAMED else ""
-            log.warning("broker down: job(s) %s%s not published; the sweeper will", named, more)
             with transaction(self.settings.ledger_url) as session:
                 store.mark_unpublished(session, refused)
         return refused
@@ -292,6 +291,13 @@ class _Submission:
 
 # Job ids a warning names at most (a bulk submission refused may hold 100,000).
 _NAMED = 10
+
+
+def _warn_unpublished(job_ids: list[str]) -> None:
+    if job_ids:
+        named = ", ".join(job_ids[:_NAMED])
+        more = f" and {len(job_ids) - _NAMED} more" if len(job_ids) > _NAMED else ""
+        log.warning("broker down: job(s) %s%s not published; the sweeper will", named, more)
 
 
 @dataclass(frozen=True)
@@ -304,6 +310,7 @@ class _Deferred:
 
     def __call__(self) -> None:
         committed = self.submission.commit(self.chosen)
+        _warn_unpublished([job_id for job_id, published in committed if not published])
         for wanted, (written, _) in zip(self.chosen, committed, strict=True):
             if wanted is not None and written != wanted:
                 log.warning(
