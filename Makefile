@@ -17,6 +17,7 @@ lint: $(BIN)/mailup-jobs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Lint, type-check, then every test (needs Redis and PostgreSQL: see README), then the
 # hostile-input tests on the other Pythons the project supports (tests/other_pythons.py).

@@ -109,3 +109,13 @@ def test_backoff_is_full_jitter_bounded_by_the_cap() -> None:
 def test_backoff_never_undercuts_retry_after() -> None:
     rng = random.Random(2)
     assert min(backoff(1, base=1, cap=2, retry_after=30, rng=rng) for _ in range(100)) == 30
+
+
+@pytest.mark.parametrize("api", list(Api))
+def test_a_404_is_named_not_found_and_pauses_nothing(api: Api) -> None:
+    assert classify(api, 404, None, idempotent=True) == (PermanentError, Condition.NOT_FOUND)
+    # A documented code keeps its own name
+    assert classify(Api.SMS, 404, "103", idempotent=True) == (
+        PermanentError,
+        Condition.LIST_SECRET_INVALID,
+    )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
@@ -32,11 +32,13 @@ from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.group_commit import writer_for
 from worker.ledger.models import AttemptOutcome, Job
-from worker.mailup.errors import Api, MailUpError
+from worker.mailup.errors import Api, Condition, MailUpError, PermanentError
 from worker.settings import AccountSettings, Delivery, Settings
 
 # Attempts whose call MailUp may have acted on, their answer lost.
 MAY_HAVE_ACTED = (AttemptOutcome.UNKNOWN, AttemptOutcome.ABANDONED, AttemptOutcome.IN_DOUBT)
+
+T = TypeVar("T")
 
 # Hands a job id to the broker: (job id, priority, countdown seconds) → published or not.
 Publish = Callable[[str, int, float | None], bool]
@@ -134,14 +136,20 @@ class JobContext:
             writer_for(self.settings.ledger_url).commit([opening])
             self.called = True
 
-    def deleted_earlier(self, exc: MailUpError) -> bool:
-        """Whether a delete's 404 means an earlier run's call deleted it, its answer lost:
-        only when an earlier call of this job may have reached MailUp (never for a thing
-        that was simply not there)."""
-        if exc.http_status != 404:
-            return False
-        with connection(self.settings.ledger_url) as db:
-            return store.count_attempts(db, self.claim.job_id, *MAY_HAVE_ACTED) > 0
+    def deleting(self, delete: Callable[[], T]) -> T | None:
+        """``delete()``, a call that removes something at MailUp. Its NOT_FOUND after an
+        earlier attempt of this job that may have reached MailUp means that attempt deleted
+        it, its answer lost: None then (the end state is reached). On a first try, NOT_FOUND
+        is raised as any refusal: the thing was simply not there."""
+        try:
+            return delete()
+        except PermanentError as exc:
+            if exc.condition is not Condition.NOT_FOUND:
+                raise
+            with connection(self.settings.ledger_url) as db:
+                if store.count_attempts(db, self.claim.job_id, *MAY_HAVE_ACTED) == 0:
+                    raise
+            return None
 
 
 @dataclass(frozen=True)

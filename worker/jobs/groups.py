@@ -21,7 +21,6 @@ from worker.jobs.lists import Name
 from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import ListGroup, utcnow
-from worker.mailup.errors import PermanentError
 from worker.mailup.lists import Group, Groups
 from worker.settings import Settings
 
@@ -83,11 +82,8 @@ def execute_update(context: JobContext, payload: UpdateGroup) -> Result:
 
 def execute_delete(context: JobContext, payload: GroupRef) -> Result:
     account = context.claim.account
-    try:
-        Groups(console_client(context.settings, account)).delete(payload.list_id, payload.group_id)
-    except PermanentError as exc:
-        if not context.deleted_earlier(exc):
-            raise  # (a 404 after an earlier try: that try deleted it, its answer lost)
+    groups = Groups(console_client(context.settings, account))
+    context.deleting(lambda: groups.delete(payload.list_id, payload.group_id))
     return Result(
         outcome={"list_id": payload.list_id, "group_id": payload.group_id, "deleted": True},
         record=lambda db: forget(db, account, payload.group_id),

@@ -38,7 +38,7 @@ from worker.ledger.models import (
     utcnow,
 )
 from worker.ledger.store import Statement
-from worker.mailup.errors import MailUpError
+from worker.mailup.errors import Condition, MailUpError
 from worker.mailup.recipients import Audience, ImportStatus, Recipient, Recipients
 from worker.settings import Settings
 
@@ -306,7 +306,7 @@ def _failed(exc: MailUpError, mailup_id: int, misses: int) -> dict[str, Any]:
     """The chunk had its turn (asked again after the others); a 404 counts towards giving
     up on it."""
     values: dict[str, Any] = {"checked_at": utcnow()}
-    if exc.http_status == 404:
+    if exc.condition is Condition.NOT_FOUND:
         values["misses"] = misses + 1
         if misses + 1 >= MISSES:
             values["unknown_reason"] = (

@@ -21,7 +21,6 @@ from worker.jobs.fields import EmailAddress, ListId
 from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import MailingList, utcnow
-from worker.mailup.errors import PermanentError
 from worker.mailup.lists import Country, ListDetails, ListFields, Lists, ListSummary, TimeZone
 from worker.settings import Settings
 
@@ -135,13 +134,11 @@ def execute_update(context: JobContext, payload: UpdateList) -> Result:
 def execute_delete(context: JobContext, payload: DeleteList) -> Result:
     account = context.claim.account
     lists = Lists(console_client(context.settings, account))
-    try:
-        guid = payload.list_guid or lists.details(payload.list_id).guid
-        lists.delete(payload.list_id, guid)
-    except PermanentError as exc:
-        # A try before this one deleted it, its answer lost: the end state is reached.
-        if not context.deleted_earlier(exc):
-            raise
+
+    def delete() -> None:
+        lists.delete(payload.list_id, payload.list_guid or lists.details(payload.list_id).guid)
+
+    context.deleting(delete)
     return Result(
         outcome={"list_id": payload.list_id, "deleted": True},
         record=lambda db: forget(db, account, payload.list_id),

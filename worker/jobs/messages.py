@@ -30,7 +30,7 @@ from worker.ledger import store
 from worker.ledger.db import connection
 from worker.ledger.models import EmailMessage, JobPart, table, utcnow
 from worker.ledger.store import Statement
-from worker.mailup.errors import MailUpError, PermanentError
+from worker.mailup.errors import MailUpError
 from worker.mailup.messages import (
     SLOTS,
     Attachment,
@@ -372,11 +372,7 @@ def execute_rename_tag(context: JobContext, payload: RenameTag) -> Result:
 
 def execute_delete_tag(context: JobContext, payload: DeleteTag) -> Result:
     messages = Messages(console_client(context.settings, context.claim.account))
-    try:
-        messages.delete_tag(payload.list_id, payload.tag_id)
-    except PermanentError as exc:
-        if not context.deleted_earlier(exc):
-            raise  # (a 404 after an earlier try: that try deleted it, its answer lost)
+    context.deleting(lambda: messages.delete_tag(payload.list_id, payload.tag_id))
     outcome = {"list_id": payload.list_id, "tag_id": payload.tag_id, "deleted": True}
     return Result(outcome=outcome, http_status=200)
 

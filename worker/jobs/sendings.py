@@ -42,7 +42,7 @@ from worker.ledger.models import (
     SendingState,
     utcnow,
 )
-from worker.mailup.errors import MailUpError, PermanentError
+from worker.mailup.errors import MailUpError
 from worker.mailup.sendings import QUEUES, QueuedSending, Sendings
 from worker.settings import Settings
 
@@ -344,13 +344,7 @@ def execute_delete(context: JobContext, payload: SendingRef) -> Result:
         with connection(context.settings.ledger_url) as db:
             record(db)
     _take_turn(context, "delete")
-    try:
-        deleted = mailup.delete(sending_id)
-    except PermanentError as exc:
-        if not context.deleted_earlier(exc):
-            raise  # (a 404 after an earlier try: that try deleted it, its answer lost)
-        deleted = True
-    if not deleted:
+    if context.deleting(lambda: mailup.delete(sending_id)) is False:
         raise Refused(
             "not_deleted",
             f"MailUp did not delete sending {sending_id} (IsDeleted: false): it is still "

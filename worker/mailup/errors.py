@@ -36,6 +36,8 @@ class Condition(enum.StrEnum):
     """A MailUp answer that job kinds react to, by name rather than by code."""
 
     LIST_SECRET_INVALID = "list_secret_invalid"
+    # MailUp does not hold what the call names (HTTP 404, on any API).
+    NOT_FOUND = "not_found"
     # Account-level: the channel pauses.
     NO_CREDITS = "no_credits"
     ACCESS_DENIED = "access_denied"
@@ -134,7 +136,7 @@ def meaning(api: Api, code: str) -> str | None:
     return found
 
 
-ACCOUNT_LEVEL = frozenset(Condition) - {Condition.LIST_SECRET_INVALID}
+ACCOUNT_LEVEL = frozenset(Condition) - {Condition.LIST_SECRET_INVALID, Condition.NOT_FOUND}
 # Account-level conditions that concern one list only: jobs on other lists still go out.
 LIST_LEVEL = frozenset({Condition.NO_SENDER_NAME})
 
@@ -207,6 +209,8 @@ def classify(
     if http_status >= 500:
         return (TransientError if idempotent else AmbiguousError), None
     condition = _CONDITIONS.get(api, {}).get(code or "")
+    if condition is None and http_status == 404:
+        condition = Condition.NOT_FOUND
     if condition in ACCOUNT_LEVEL:
         return AccountBlocked, condition
     if http_status >= 400 or (code is not None and code not in success_codes):
