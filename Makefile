@@ -19,10 +19,14 @@ lint: $(BIN)/mailup-jobs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Lint, type-check, then every test (needs Redis and PostgreSQL: see README), then the
-# hostile-input tests on the other Pythons the project supports (tests/other_pythons.py).
+# Lint, type-check, then every test (needs Redis and PostgreSQL: see README): side by side
+# in $(TEST_PROCESSES) processes (most tests wait on workers, beat and the sandbox), then
+# those that must run alone; then the hostile-input tests on the other Pythons the project
+# supports (tests/other_pythons.py).
+TEST_PROCESSES ?= 4
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) -m "not alone"
+	$(BIN)/python -m pytest -m alone
 	$(BIN)/python -m tests.other_pythons
 
 bench: $(BIN)/mailup-jobs

@@ -153,6 +153,7 @@ def _restart_postgres() -> None:
     )
 
 
+@pytest.mark.alone  # every test running beside it would lose its database too
 def test_a_database_restart_loses_no_job(
     env: Env,
     fast_recovery: str,
