@@ -280,17 +280,17 @@ def test_a_database_error_before_the_call_retries_without_sending(
 
     from worker.ledger import store
 
-    real_opening = store.opening
+    real_opening = store.open_calls
 
     def database_gone(*args: object, **kwargs: object) -> None:
         raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
 
-    monkeypatch.setattr(store, "opening", database_gone)
+    monkeypatch.setattr(store, "open_calls", database_gone)
     job_id = _sms()
 
     assert run_once(job_id) == "retrying"  # not failed: MailUp was never called
     assert sandbox.journal(operation="send_sms") == []
-    monkeypatch.setattr(store, "opening", real_opening)
+    monkeypatch.setattr(store, "open_calls", real_opening)
     make_due(job_id)
     assert run_once(job_id) == "succeeded"
     assert [a["mailup_code"] for a in job(job_id)["attempts"]] == [None, "0"]

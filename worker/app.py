@@ -11,9 +11,12 @@ from celery.signals import (
     after_setup_task_logger,
     celeryd_init,
     worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
 )
 
 from worker import logs
+from worker.engine import heartbeat
 from worker.errors import ConfigurationError
 from worker.ledger.db import dispose_all
 from worker.settings import Settings, get_settings
@@ -103,3 +106,10 @@ after_setup_task_logger.connect(logs.on_celery_logging)
 def _fresh_connections(**_: Any) -> None:
     # A forked pool process must not share its parent's database sockets.
     dispose_all()
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _stop_beating(**_: Any) -> None:
+    # Stopped in good order (its jobs done): no heartbeat left for the sweeper to wait out.
+    heartbeat.stop_beating(get_settings().ledger_url)

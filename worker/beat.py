@@ -22,17 +22,26 @@ from typing import Any
 from celery import beat
 
 from worker import tasks
+from worker.engine import sweeper
 from worker.jobs.registry import POLLS
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 DAY = 86400.0
+# An entry option: a run that did nothing is logged at debug level only.
+QUIET_WHEN_IDLE = "quiet_when_idle"
 
 
 def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {
         "sweep": {"task": tasks.sweep.name, "schedule": settings.sweep_interval},
+        # Dead workers' jobs handed to others within seconds, not a sweep interval.
+        "recover-lost": {
+            "task": tasks.recover_lost.name,
+            "schedule": sweeper.RECOVER_EVERY,
+            "options": {QUIET_WHEN_IDLE: True},  # every 3 s: logged when it did something
+        },
         "probe-pauses": {"task": tasks.probe_pauses.name, "schedule": settings.sweep_interval},
     }
     for name, poll in POLLS.items():
@@ -81,4 +90,6 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         except Exception:
             log.exception("beat: %s failed; it runs again at its next interval", entry.name)
         else:
-            log.info("beat: %s: %s", entry.name, result)
+            idle = isinstance(result, dict) and not any(result.values())
+            quiet = idle and entry.options.get(QUIET_WHEN_IDLE)
+            log.log(logging.DEBUG if quiet else logging.INFO, "beat: %s: %s", entry.name, result)

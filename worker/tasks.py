@@ -63,6 +63,18 @@ def sweep() -> dict[str, int]:
     return report.as_dict()
 
 
+@app.task(name="mailup_jobs.recover_lost")
+def recover_lost() -> dict[str, int]:
+    settings = get_settings()
+    report = sweeper.recover_lost(
+        settings,
+        publish,
+        declare_queue=declare_queue,
+        requeue_if_called=requeue_if_called(settings),
+    )
+    return report.as_dict()
+
+
 @app.task(name="mailup_jobs.probe_pauses")
 def probe_pauses() -> int:
     return pauses.probe_due(get_settings(), KINDS)

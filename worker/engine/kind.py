@@ -30,7 +30,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from worker.ledger import store
 from worker.ledger.db import connection
-from worker.ledger.group_commit import writer_for
+from worker.ledger.group_commit import open_call
 from worker.ledger.models import AttemptOutcome, Job
 from worker.mailup.errors import Api, Condition, MailUpError, PermanentError
 from worker.settings import AccountSettings, Delivery, Settings
@@ -68,6 +68,14 @@ class Waiting(Exception):
         self.cause = cause
 
 
+class ClaimLost(Exception):
+    """This run's claim was taken over (its worker stopped beating for a while, or its lease
+    ran out): the job is another run's now, and this one must neither call nor record."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id}: claim taken over by the sweeper; left to its new run")
+
+
 class Refused(Exception):
     """The job cannot be done as asked, found before any MailUp call (e.g. a sender that is
     blocked): it fails with ``code`` and ``reason``, never retried."""
@@ -101,6 +109,8 @@ class Result:
 
     ``rows`` (plain statements, merged with other jobs' rows: the hot path's way) and
     ``record`` (code) run in the same transaction that marks the job succeeded.
+    ``http_status`` is recorded on the attempt; left out, the status of the run's last
+    answer from MailUp is.
     """
 
     outcome: dict[str, Any] | None
@@ -129,11 +139,11 @@ class JobContext:
         """Commit "a call is being made" before a request that may change MailUp's state.
 
         If the worker dies after this, the sweeper marks the job in_doubt instead of
-        sending it again.
+        sending it again. Raises ClaimLost when the job is no longer this run's.
         """
         if not self.called:
-            opening = store.opening(self.claim, worker=self.worker)
-            writer_for(self.settings.ledger_url).commit([opening])
+            if not open_call(self.settings.ledger_url, self.claim):
+                raise ClaimLost(self.claim.job_id)
             self.called = True
 
     def deleting(self, delete: Callable[[], T]) -> T | None:

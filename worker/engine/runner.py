@@ -18,8 +18,17 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
-from worker.engine import pauses
-from worker.engine.kind import InDoubt, JobContext, JobKind, Publish, Refused, Result, Waiting
+from worker.engine import heartbeat, pauses
+from worker.engine.kind import (
+    ClaimLost,
+    InDoubt,
+    JobContext,
+    JobKind,
+    Publish,
+    Refused,
+    Result,
+    Waiting,
+)
 from worker.engine.ratelimit import LimiterUnavailable, RateLimiter
 from worker.engine.retry import backoff
 from worker.errors import ConfigurationError
@@ -27,6 +36,7 @@ from worker.ledger import group_commit, store
 from worker.ledger.db import connection
 from worker.ledger.group_commit import Call
 from worker.ledger.models import AttemptOutcome, JobStatus, utcnow
+from worker.mailup import http
 from worker.mailup.errors import MailUpError
 from worker.settings import Settings
 
@@ -78,6 +88,7 @@ def run_batch(
     publish each again as one message, at the priority of the batch's jobs); what it cannot
     take, this thread runs too."""
     worker = worker_name()
+    heartbeat.ensure_beating(settings.ledger_url, worker)
     ended: dict[str, str | None] = dict.fromkeys(job_ids)
     lost: OperationalError | None = None
     ends = time.monotonic() + turn
@@ -143,6 +154,7 @@ def _run_claimed(
         later = _gate(kind, payload, context, limiter)
         if later:
             return _release(context, later, publish)
+        http.forget_last_status()
         result = kind.execute(context, payload)
     except Waiting as waiting:
         if context.called:  # after a call, waiting is retrying
@@ -153,6 +165,10 @@ def _run_claimed(
     except MailUpError as exc:
         assert kind is not None  # no MailUp call happens without a kind
         return _failed_call(kind, payload, context, exc, started, publish)
+    except ClaimLost as lost:
+        # Another run holds the job now (this worker was silent too long): nothing to write.
+        log.warning("%s", lost)
+        return "taken_over"
     except Refused as refused:
         return _finish(context, started, JobStatus.FAILED, code=refused.code, error=refused.reason)
     except InDoubt as doubt:
@@ -239,7 +255,7 @@ def _succeeded(
         worker=context.worker,
         outcome=AttemptOutcome.SUCCEEDED,
         started_at=started,
-        http_status=result.http_status,
+        http_status=result.http_status or http.last_status(),
         code=result.code,
     )
     settling = store.settling(context.claim, status=JobStatus.SUCCEEDED, outcome=result.outcome)

@@ -1,6 +1,10 @@
 """The sweeper (run by beat): recovers jobs whose worker died and re-publishes jobs whose
 message the broker lost. The ledger is the truth; the broker is only transport.
 
+A worker is dead when its lease ran out, or when it stopped beating (``heartbeat``) for
+``GONE_AFTER`` seconds: beat looks for those every ``RECOVER_EVERY`` seconds
+(``recover_lost``), and hands their jobs that had not called MailUp to others at once.
+
 Two ways a message is lost, two ways to notice:
 
 - the broker lost *everything* (Redis flushed, or restarted without persistence): the
@@ -18,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from worker.engine import creation
+from worker.engine import creation, heartbeat
 from worker.engine.kind import Publish
 from worker.ledger import store
 from worker.ledger.db import connection
@@ -30,6 +34,11 @@ log = logging.getLogger(__name__)
 # Re-publishing a long backlog goes on in batches until done, or this long per sweep.
 PUBLISH_BUDGET_SECONDS = 10.0
 BATCH = 500
+# How often beat looks for dead workers: with heartbeat.GONE_AFTER, a dead worker's jobs
+# run elsewhere within about 10 s.
+RECOVER_EVERY = 3.0
+# A dead worker's heartbeat row is forgotten this long after its last beat.
+FORGET_WORKERS_AFTER = 86400.0
 
 
 @dataclass
@@ -56,11 +65,37 @@ def sweep(
     report = SweepReport()
     _recover(settings, report, requeue_if_called)
     url = settings.ledger_url
+    with connection(url) as db:
+        store.forget_silent_workers(db, older_than=FORGET_WORKERS_AFTER)
     if broker_lost():
         with connection(url) as db:
             forgotten = store.forget_publications(db)
         report.broker_lost = True
         log.warning("the broker lost its messages; publishing %d waiting job(s) again", forgotten)
+    _republish(settings, publish, declare_queue, report)
+    return report
+
+
+def recover_lost(
+    settings: Settings,
+    publish: Publish,
+    *,
+    declare_queue: Callable[[], None] = lambda: None,
+    requeue_if_called: Callable[[str, str], bool] = lambda kind, account: False,
+) -> SweepReport:
+    """The sweep's first part alone, often: the jobs of dead workers, those re-queued
+    published at once."""
+    report = SweepReport()
+    _recover(settings, report, requeue_if_called)
+    if report.requeued:
+        _republish(settings, publish, declare_queue, report)
+    return report
+
+
+def _republish(
+    settings: Settings, publish: Publish, declare_queue: Callable[[], None], report: SweepReport
+) -> None:
+    url = settings.ledger_url
     deadline = time.monotonic() + PUBLISH_BUDGET_SECONDS
     declared = False
     while time.monotonic() < deadline:
@@ -82,21 +117,26 @@ def sweep(
             break  # the broker refuses: try again next sweep
     if report.republished:
         log.info("re-published %d job(s) the broker did not deliver", report.republished)
-    return report
 
 
 def _recover(
     settings: Settings, report: SweepReport, requeue_if_called: Callable[[str, str], bool]
 ) -> None:
     with connection(settings.ledger_url) as db:
-        expired = store.expired_leases(db)
+        expired = store.expired_leases(db, gone_after=heartbeat.GONE_AFTER)
     for lease in expired:
         # A creating call can be looked for at MailUp: the rerun does so before anything else.
         again = requeue_if_called(lease.kind, lease.account) or creation.outstanding(
             settings, lease.job_id
         )
         with connection(settings.ledger_url) as db:
-            status = store.recover(db, lease.job_id, lease.number, requeue_if_called=again)
+            status = store.recover(
+                db,
+                lease.job_id,
+                lease.number,
+                gone_after=heartbeat.GONE_AFTER,
+                requeue_if_called=again,
+            )
         if status == JobStatus.IN_DOUBT:
             report.in_doubt += 1
             log.warning("job %s: worker lost during the MailUp call; now in_doubt", lease.job_id)

@@ -286,7 +286,7 @@ def _result(context: JobContext, payload: SendCampaign, list_id: int, made: Made
                 )
             )
 
-    return Result(outcome=outcome, record=record, http_status=200 if answer else None)
+    return Result(outcome=outcome, record=record)
 
 
 def describe(session: Session, job: Job) -> dict[str, Any]:

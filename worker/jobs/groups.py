@@ -87,7 +87,6 @@ def execute_delete(context: JobContext, payload: GroupRef) -> Result:
     return Result(
         outcome={"list_id": payload.list_id, "group_id": payload.group_id, "deleted": True},
         record=lambda db: forget(db, account, payload.group_id),
-        http_status=200,
     )
 
 
@@ -95,7 +94,7 @@ def execute_clear(context: JobContext, payload: GroupRef) -> Result:
     groups = Groups(console_client(context.settings, context.claim.account))
     removed = groups.clear(payload.list_id, payload.group_id)
     outcome = {"list_id": payload.list_id, "group_id": payload.group_id, "removed": removed}
-    return Result(outcome=outcome, http_status=200)
+    return Result(outcome=outcome)
 
 
 def _result(account: str, group: Group, *, reconciled: bool) -> Result:
@@ -106,7 +105,7 @@ def _result(account: str, group: Group, *, reconciled: bool) -> Result:
         "notes": group.notes,
         "reconciled": reconciled,
     }
-    return Result(outcome=outcome, record=lambda db: mirror(db, account, [group]), http_status=200)
+    return Result(outcome=outcome, record=lambda db: mirror(db, account, [group]))
 
 
 def _unknown(payload: GroupRef | UpdateGroup) -> str:

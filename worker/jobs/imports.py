@@ -145,7 +145,6 @@ def execute(context: JobContext, payload: ImportChunkJob) -> Result:
         record=lambda db: db.execute(
             update(ImportChunk).where(*_chunk(payload)).values(mailup_import_id=mailup_id)
         ),
-        http_status=200,
     )
 
 

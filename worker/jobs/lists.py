@@ -116,7 +116,6 @@ def _created(settings: Settings, account: str, details: ListDetails, *, adopted:
     return Result(
         outcome={**outcome, "reconciled": adopted},
         record=lambda db: mirror(db, account, [details]),
-        http_status=200,
     )
 
 
@@ -127,7 +126,6 @@ def execute_update(context: JobContext, payload: UpdateList) -> Result:
     return Result(
         outcome={"list_id": details.id, "name": details.name, "owner_email": details.owner_email},
         record=lambda db: mirror(db, account, [details]),
-        http_status=200,
     )
 
 
@@ -142,7 +140,6 @@ def execute_delete(context: JobContext, payload: DeleteList) -> Result:
     return Result(
         outcome={"list_id": payload.list_id, "deleted": True},
         record=lambda db: forget(db, account, payload.list_id),
-        http_status=200,
     )
 
 

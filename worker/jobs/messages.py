@@ -219,9 +219,7 @@ def execute_create(context: JobContext, payload: CreateMessage) -> Result:
         "attachments": [{"slot": a.slot, "name": a.name} for a in attached],
         "reconciled": made.reconciled,
     }
-    return Result(
-        outcome=outcome, record=lambda db: mirror(db, account, [message]), http_status=200
-    )
+    return Result(outcome=outcome, record=lambda db: mirror(db, account, [message]))
 
 
 def _making_message(
@@ -263,7 +261,7 @@ def execute_copy(context: JobContext, payload: CopyMessage) -> Result:
         payload.list_id, payload.message_id, subject=payload.subject, notes=payload.notes
     )
     outcome = _outcome(copy) | {"copied_from": payload.message_id}
-    return Result(outcome=outcome, record=lambda db: mirror(db, account, [copy]), http_status=200)
+    return Result(outcome=outcome, record=lambda db: mirror(db, account, [copy]))
 
 
 def execute_visibility(context: JobContext, payload: MessageVisibility) -> Result:
@@ -284,7 +282,7 @@ def execute_visibility(context: JobContext, payload: MessageVisibility) -> Resul
             .values(published=payload.published, last_seen_at=utcnow())
         )
 
-    return Result(outcome=outcome, record=record, http_status=200)
+    return Result(outcome=outcome, record=record)
 
 
 def execute_dynamic_fields(context: JobContext, payload: MessageDynamicFields) -> Result:
@@ -331,7 +329,6 @@ def _mirrored(account: str, message: MessageDetails) -> Result:
     return Result(
         outcome=_outcome(message) | {"tags": [t.name for t in message.tags]},
         record=lambda db: mirror(db, account, [message]),
-        http_status=200,
     )
 
 
@@ -374,7 +371,7 @@ def execute_delete_tag(context: JobContext, payload: DeleteTag) -> Result:
     messages = Messages(console_client(context.settings, context.claim.account))
     context.deleting(lambda: messages.delete_tag(payload.list_id, payload.tag_id))
     outcome = {"list_id": payload.list_id, "tag_id": payload.tag_id, "deleted": True}
-    return Result(outcome=outcome, http_status=200)
+    return Result(outcome=outcome)
 
 
 def _tag_result(list_id: int, tag: Tag, *, reconciled: bool) -> Result:
@@ -385,7 +382,7 @@ def _tag_result(list_id: int, tag: Tag, *, reconciled: bool) -> Result:
         "enabled": tag.enabled,
         "reconciled": reconciled,
     }
-    return Result(outcome=outcome, http_status=200)
+    return Result(outcome=outcome)
 
 
 # --- attachments --------------------------------------------------------------------------
@@ -415,7 +412,7 @@ def _attachments_result(
         "slot": slot,
         "attachments": [{"slot": a.slot, "name": a.name} for a in after],
     }
-    return Result(outcome=outcome, http_status=200)
+    return Result(outcome=outcome)
 
 
 # --- the mirror ---------------------------------------------------------------------------

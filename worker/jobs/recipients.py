@@ -98,7 +98,7 @@ def execute_add(context: JobContext, payload: AddRecipient) -> Result:
         "status": status,
         "reconciled": made.reconciled,
     }
-    return Result(outcome=outcome, http_status=200)
+    return Result(outcome=outcome)
 
 
 def execute_subscription(context: JobContext, payload: RecipientRef) -> Result:
@@ -111,7 +111,7 @@ def execute_subscription(context: JobContext, payload: RecipientRef) -> Result:
         "group_id": payload.group_id,
         "operation": payload.operation,
     }
-    return Result(outcome=outcome, http_status=200)
+    return Result(outcome=outcome)
 
 
 def read(settings: Settings, account: str, target: Target, status: Status) -> list[dict[str, Any]]:

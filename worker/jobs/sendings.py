@@ -369,9 +369,7 @@ def _queued(mailup: Sendings, sending_id: int) -> QueuedSending | None:
 
 
 def _moved(sending_id: int, state: str, record: Record) -> Result:
-    return Result(
-        outcome={"sending_id": sending_id, "state": state}, record=record, http_status=200
-    )
+    return Result(outcome={"sending_id": sending_id, "state": state}, record=record)
 
 
 STOP = JobKind("sending_stop", SendingRef, execute_stop)

@@ -106,7 +106,6 @@ def execute_info(context: JobContext, payload: SmtpUserInfo) -> Result:
     return Result(
         outcome={"users": [smtp_status.view(u) for u in users]},
         record=lambda db: smtp_status.record(db, account, users),
-        http_status=200,
         code="0",
     )
 
@@ -125,9 +124,7 @@ def _user_result(settings: Settings, account: str, list_id: int, user: SmtpPlusU
             updated_at=utcnow(),
         )
 
-    return Result(
-        outcome={**user.summary(), "password_stored": True}, record=record, http_status=200
-    )
+    return Result(outcome={**user.summary(), "password_stored": True}, record=record)
 
 
 CREATE = JobKind("create_smtp_user", CreateSmtpUser, execute_create)

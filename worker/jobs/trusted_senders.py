@@ -133,7 +133,6 @@ def execute(context: JobContext, payload: ManageTrustedSender) -> Result:
     return Result(
         outcome=_summary(sender),
         record=lambda db: _mirror(db, account, [sender]),
-        http_status=200,
     )
 
 

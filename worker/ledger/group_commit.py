@@ -9,7 +9,8 @@ guarantees of a write of its own hold ("calling" is committed before the request
 
 When the group's transaction fails, each caller's writes are tried again in a transaction
 of their own, so one bad write fails only its caller. Claims are grouped the same way: one
-UPDATE … WHERE id IN (…) RETURNING for every thread about to start a job.
+UPDATE … WHERE id IN (…) RETURNING for every thread about to start a job; so are the
+"calling" rows, each written only while its claim is still held.
 """
 
 from __future__ import annotations
@@ -145,6 +146,15 @@ def _claims(database_url: str, worker: str, lease_seconds: float) -> Group[str, 
     return Group(serve)
 
 
+def _openings(database_url: str) -> Group[Claim, bool]:
+    def serve(claims: list[Claim]) -> list[bool | BaseException]:
+        with connection(database_url) as db:
+            held = store.open_calls(db, claims)
+        return [claim.job_id in held for claim in claims]
+
+    return Group(serve)
+
+
 _shared: dict[tuple[object, ...], object] = {}
 _making = threading.Lock()
 
@@ -169,3 +179,10 @@ def claim(database_url: str, job_id: str, *, worker: str, lease_seconds: float) 
         lambda: _claims(database_url, worker, lease_seconds),
     )
     return group(job_id)
+
+
+def open_call(database_url: str, claim: Claim) -> bool:
+    """``store.open_calls`` for this claim, with other threads' in one transaction: whether
+    the claim was still held (and "calling" is committed)."""
+    group = _per_process(("open", database_url), lambda: _openings(database_url))
+    return group(claim)

@@ -273,6 +273,16 @@ class LedgerMeta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class WorkerBeat(Base):
+    """The last sign of life of a worker process (``Job.worker`` names it): beat's sweeper
+    hands the claims of one that stopped beating to others."""
+
+    __tablename__ = "worker_beats"
+
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class LedgerCounter(Base):
     """A count that only grows, kept for every process (e.g. publish failures, counted by
     the producers and read by the metrics process)."""

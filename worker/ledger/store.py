@@ -12,16 +12,20 @@ from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Connection,
     Executable,
     Insert,
     TableClause,
     Update,
+    and_,
     bindparam,
+    delete,
     func,
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +41,7 @@ from worker.ledger.models import (
     JobStatus,
     LedgerCounter,
     LedgerMeta,
+    WorkerBeat,
     table,
     utcnow,
 )
@@ -69,7 +74,9 @@ class IdempotencyConflict(Exception):
 
 @dataclass(frozen=True)
 class Claim:
-    """A worker's hold on one run of a job. ``number`` is the attempt number it owns."""
+    """A worker's hold on one run of a job. ``number`` is the attempt number it owns,
+    ``worker`` the process holding it: a write of this run changes the job only while both
+    are still the job's (the sweeper may have handed it to another worker)."""
 
     job_id: str
     kind: str
@@ -77,6 +84,7 @@ class Claim:
     payload: dict[str, Any]
     number: int
     priority: int
+    worker: str = ""
 
 
 @dataclass(frozen=True)
@@ -265,7 +273,9 @@ def claim_many(
         },
     )
     claims = {
-        row.id: Claim(row.id, row.kind, row.account, row.payload, row.attempts, row.priority)
+        row.id: Claim(
+            row.id, row.kind, row.account, row.payload, row.attempts, row.priority, worker
+        )
         for row in rows
     }
     return [claims[job_id] for job_id in dict.fromkeys(job_ids) if job_id in claims]
@@ -297,7 +307,10 @@ def release(
     result = db.execute(
         update(Job)
         .where(
-            Job.id == claim.job_id, Job.status == JobStatus.RUNNING, Job.attempts == claim.number
+            Job.id == claim.job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.attempts == claim.number,
+            Job.worker == claim.worker,
         )
         .values(
             status=JobStatus.QUEUED,
@@ -317,10 +330,35 @@ def release(
 _OPEN_ATTEMPT = insert(Attempt)
 
 
-def opening(claim: Claim, *, worker: str) -> Statement:
-    """Record, before the request leaves, that a MailUp call is being made."""
-    row = {"job_id": claim.job_id, "number": claim.number, "worker": worker}
-    return _OPEN_ATTEMPT, {**row, "started_at": utcnow()}
+def open_calls(db: Executor, claims: Sequence[Claim]) -> set[str]:
+    """Record, before each request leaves, that a MailUp call is being made: for the
+    claims still held (the job running, same attempt number, same worker). The ids of those
+    jobs; a claim not among them was taken over, and its call must not leave.
+
+    The job rows are locked and touched first, so the sweeper taking a claim over either
+    sees this "calling" (and puts the job in doubt) or comes first (and nothing is written
+    here)."""
+    now = utcnow()
+    held = db.execute(
+        update(Job)
+        .where(
+            tuple_(Job.id, Job.attempts, Job.worker).in_(
+                [(c.job_id, c.number, c.worker) for c in claims]
+            ),
+            Job.status == JobStatus.RUNNING,
+        )
+        .values(updated_at=now)
+        .returning(Job.id)
+    )
+    ids = set(held.scalars())
+    rows = [
+        {"job_id": c.job_id, "number": c.number, "worker": c.worker, "started_at": now}
+        for c in claims
+        if c.job_id in ids
+    ]
+    if rows:
+        db.execute(_OPEN_ATTEMPT, rows)
+    return ids
 
 
 _CLOSE_ATTEMPT = (
@@ -393,7 +431,10 @@ def _settle_statement(status: JobStatus, with_outcome: bool, publish: bool) -> U
             Job.attempts == bindparam("p_number"),
             # Not IN (…): an expanding parameter cannot be run as an executemany, and
             # outcomes of many runs are written as one (group commit).
-            or_(Job.status == JobStatus.RUNNING, Job.status == JobStatus.IN_DOUBT),
+            or_(
+                and_(Job.status == JobStatus.RUNNING, Job.worker == bindparam("p_worker")),
+                Job.status == JobStatus.IN_DOUBT,
+            ),
         )
         .values(**values)
     )
@@ -418,6 +459,7 @@ def settling(
     params = {
         "p_id": claim.job_id,
         "p_number": claim.number,
+        "p_worker": claim.worker,
         "p_error_code": error_code,
         "p_error": error,
         "p_now": now,
@@ -491,23 +533,69 @@ class Lease:
     account: str
 
 
-def expired_leases(db: Executor, *, limit: int = 500) -> list[Lease]:
+def beat(db: Connection, worker: str) -> None:
+    """A sign of life of the worker process ``worker``."""
+    upsert(db, WorkerBeat, worker=worker, beat_at=utcnow())
+
+
+def forget_worker(db: Executor, worker: str) -> None:
+    """The worker stopped in good order: nothing of it is left to take over."""
+    db.execute(delete(WorkerBeat).where(WorkerBeat.worker == worker))
+
+
+def _lost(now: datetime, gone_after: float) -> ColumnElement[bool]:
+    """A running job whose claim is over: its lease ran out, or its worker stopped beating
+    (a worker that never beats, of an earlier release, has only its lease)."""
+    silent = select(WorkerBeat.worker).where(
+        WorkerBeat.beat_at < now - timedelta(seconds=gone_after)
+    )
+    return and_(
+        Job.status == JobStatus.RUNNING,
+        or_(Job.lease_expires_at < now, Job.worker.in_(silent)),
+    )
+
+
+def expired_leases(db: Executor, *, gone_after: float, limit: int = 500) -> list[Lease]:
+    """Running jobs whose claim is over (see ``_lost``)."""
     rows = db.execute(
         select(Job.id, Job.attempts, Job.kind, Job.account)
-        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < utcnow())
+        .where(_lost(utcnow(), gone_after))
         .limit(limit)
     )
     return [Lease(row.id, row.attempts, row.kind, row.account) for row in rows]
 
 
-def recover(
-    db: Executor, job_id: str, number: int, *, requeue_if_called: bool = False
-) -> JobStatus | None:
-    """Resolve a dead worker's job: in_doubt if its MailUp call was opened, else queued.
+def forget_silent_workers(db: Executor, *, older_than: float) -> None:
+    """Beats of workers long gone, whose jobs were taken over."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    silent = select(WorkerBeat.worker).where(WorkerBeat.beat_at < cutoff)
+    holding = select(Job.worker).where(Job.status == JobStatus.RUNNING, Job.worker.in_(silent))
+    db.execute(
+        delete(WorkerBeat).where(WorkerBeat.beat_at < cutoff, WorkerBeat.worker.not_in(holding))
+    )
 
-    ``requeue_if_called`` (an at-least-once kind) queues it again even after a call.
+
+def recover(
+    db: Executor,
+    job_id: str,
+    number: int,
+    *,
+    gone_after: float,
+    requeue_if_called: bool = False,
+) -> JobStatus | None:
+    """Resolve a dead worker's job (its claim over, see ``_lost``): in_doubt if its MailUp
+    call was opened, else queued.
+
+    ``requeue_if_called`` (an at-least-once kind) queues it again even after a call. Should
+    the worker live after all, its own claim check stops it: its attempt number is the next
+    run's too, and the attempt row of a number is written once.
     """
     now = utcnow()
+    # Locked first: a worker opening its call now either wrote "calling" (seen below) or
+    # waits, then finds the claim gone (see open_calls).
+    lost = select(Job.id).where(Job.id == job_id, Job.attempts == number, _lost(now, gone_after))
+    if db.execute(lost.with_for_update()).first() is None:
+        return None
     called = db.execute(
         update(Attempt)
         .where(
@@ -536,12 +624,7 @@ def recover(
         values = {"attempts": attempts, "run_after": now, "published_at": None}
     moved = db.execute(
         update(Job)
-        .where(
-            Job.id == job_id,
-            Job.attempts == number,
-            Job.status == JobStatus.RUNNING,
-            Job.lease_expires_at < now,
-        )
+        .where(Job.id == job_id, Job.attempts == number, _lost(now, gone_after))
         .values(status=status, worker=None, lease_expires_at=None, updated_at=now, **values)
     ).rowcount  # type: ignore[attr-defined]
     return status if moved else None

@@ -50,6 +50,16 @@ def session() -> requests.Session:
     return session_
 
 
+def last_status() -> int | None:
+    """The HTTP status of the last answer this thread had from MailUp (since ``forget``)."""
+    status: int | None = getattr(_local, "last_status", None)
+    return status
+
+
+def forget_last_status() -> None:
+    _local.last_status = None
+
+
 @functools.cache
 def _proxies(origin: str) -> dict[str, str]:
     """HTTP(S)_PROXY for this origin, unless NO_PROXY exempts it."""
@@ -121,6 +131,7 @@ def call(
         if idempotent:
             raise TransientError(f"{operation}: no answer in time", may_have_acted=True) from None
         raise AmbiguousError(f"{operation}: no answer within {timeouts.read:g}s") from None
+    _local.last_status = response.status_code
     body = _json(response)
     code = _first(body, "Code", "ErrorCode", "error")
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
