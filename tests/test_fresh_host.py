@@ -179,7 +179,10 @@ def test_a_bad_night_on_a_fresh_host_loses_nothing_and_sends_nothing_twice(
     # ...and every job ends succeeded, or in_doubt where a kill hit a call in flight
     wait_for(lambda: set(_statuses()) <= FINAL and _statuses().total() == 301, 240, "all final")
     statuses = _statuses()
-    print(f"final: {dict(statuses)}")
+    with transaction(get_settings().ledger_url) as session:
+        last = session.scalar(select(func.max(Job.updated_at)).where(Job.id.in_(jobs)))
+    after = (last - flushed_at).total_seconds()
+    print(f"final: {dict(statuses)}, the last {after:.1f} s after the flush")
     assert set(statuses) <= {"succeeded", "in_doubt"}
     assert statuses["in_doubt"] <= 3 * 4  # at most the calls in flight at each kill
     delivered = Counter(d["recipient"] for d in sandbox.deliveries())
