@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 from alembic import command
@@ -9,9 +11,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 import migrations
 from worker.ledger.db import engine_for
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(url: str) -> Config:
@@ -21,8 +26,28 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+# How long a migration's statement waits for a table lock on PostgreSQL before it gives up
+# (and is tried again): what a producer or worker queued behind it may wait at most.
+LOCK_TIMEOUT_MS = 500
+# Tries of a migration that keeps meeting a lock held by a long transaction.
+LOCK_TRIES = 120
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate to ``revision``. A migration whose lock wait timed out (a long transaction
+    held its table) is tried again, the migrations before it kept."""
+    for attempt in range(1, LOCK_TRIES + 1):
+        try:
+            command.upgrade(alembic_config(url), revision)
+            return
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE or attempt == LOCK_TRIES:
+                raise
+            log.info("a migration waited %d ms for a lock: trying again", LOCK_TIMEOUT_MS)
+            time.sleep(min(0.1 * attempt, 2.0))
+
+
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 def head() -> str | None:
