@@ -10,6 +10,7 @@ from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
     celeryd_init,
+    worker_init,
     worker_process_init,
     worker_process_shutdown,
     worker_shutdown,
@@ -106,6 +107,14 @@ after_setup_task_logger.connect(logs.on_celery_logging)
 def _fresh_connections(**_: Any) -> None:
     # A forked pool process must not share its parent's database sockets.
     dispose_all()
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _start_beating(**_: Any) -> None:
+    # The process that runs jobs (the worker itself on threads, each child of a prefork
+    # pool) beats before it takes one: the sweeper hands its jobs on if it stops.
+    heartbeat.ensure_beating(get_settings().ledger_url, heartbeat.worker_name())
 
 
 @worker_shutdown.connect

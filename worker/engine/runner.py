@@ -7,9 +7,7 @@ kinds and a ``publish`` function for retries.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -52,10 +50,6 @@ MAX_THROTTLE_SLEEP = 2.0
 BATCH_TURN = 5.0
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}/{os.getpid()}"
-
-
 def run(
     job_id: str,
     *,
@@ -87,8 +81,7 @@ def run_batch(
     After ``turn`` seconds the jobs not started are given to ``hand_back`` in two halves (to
     publish each again as one message, at the priority of the batch's jobs); what it cannot
     take, this thread runs too."""
-    worker = worker_name()
-    heartbeat.ensure_beating(settings.ledger_url, worker)
+    worker = heartbeat.worker_name()
     ended: dict[str, str | None] = dict.fromkeys(job_ids)
     lost: OperationalError | None = None
     ends = time.monotonic() + turn
