@@ -29,7 +29,9 @@ SENDS = {"send_list", "send_group", "send_recipient"}
 
 def _context() -> JobContext:
     """What a campaign send's run knows: the settings and its account."""
-    return JobContext(get_settings(), Claim("job", "campaign_send", "default", {}, 1, 5), "t/1")
+    return JobContext(
+        get_settings(), Claim("job", "campaign_send", "default", {}, 1, 5, "t/1"), "t/1"
+    )
 
 
 def _status(email: str) -> int:

@@ -84,7 +84,7 @@ class Claim:
     payload: dict[str, Any]
     number: int
     priority: int
-    worker: str = ""
+    worker: str
 
 
 @dataclass(frozen=True)
